@@ -1,0 +1,104 @@
+"""The one door into the engine for the GUI, the CLI and outside scripts.
+
+Names here are a contract (see docs/architecture.md). Models plug in as they ship; asking for
+one that is not installed is a clear error, never a fake result.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import engine
+from engine.hands import BACKENDS, load_hands
+from engine.hands.skeleton import JOINT_NAMES, KEYPOINT_NAMES, KEYPOINT_PARENTS, PARENTS
+from engine.motion.clip import Clip, ClipError, Prompt
+from engine.resources import resources_dir
+
+__all__ = ["Studio", "Prompt", "Clip", "ClipError", "ModelNotAvailable", "resolve_device"]
+
+
+class ModelNotAvailable(RuntimeError):
+    """A generation/captioning model was asked for that is not installed."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' -> CUDA when available, else CPU; anything else must name a usable device."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]'; got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device")
+    return dev
+
+
+@dataclass
+class Studio:
+    """Loaded hands and models on one device."""
+
+    device: torch.device
+    hand_backend: str = "default"
+    mano_dir: str | None = None
+
+    @classmethod
+    def load(cls, device: str | torch.device = "auto", hand_backend: str = "default",
+             mano_dir: str | None = None) -> "Studio":
+        studio = cls(resolve_device(device), hand_backend, mano_dir)
+        studio.hands  # load now so a bad backend fails here, not later
+        return studio
+
+    @property
+    def hands(self):
+        if not hasattr(self, "_hands"):
+            self._hands = load_hands(self.hand_backend, self.mano_dir, self.device)
+        return self._hands
+
+    @property
+    def models(self) -> dict[str, str]:
+        """Generation models installed, name -> status. Empty until a model ships."""
+        return {}
+
+    def generate(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, model: str = "diffusion",
+                 constraints=None, steps: int | None = None) -> Clip:
+        """Text -> clip with the named model."""
+        if model not in self.models:
+            raise ModelNotAvailable(f"generation model {model!r} is not installed; installed: "
+                                    f"{sorted(self.models) or 'none'} (see `hand-studio info`)")
+        raise ModelNotAvailable(f"model {model!r} cannot generate yet")
+
+    def caption(self, clip: Clip) -> str:
+        """Motion -> text."""
+        raise ModelNotAvailable("no captioning model is installed (see `hand-studio info`)")
+
+    def info(self) -> dict:
+        """Versions, device, hand backend and the skeleton contract."""
+        hands = self.hands
+        rest = np.stack([hands.left.rest_joints_np, hands.right.rest_joints_np])
+        return {
+            "hand_studio": engine.__version__,
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "device": str(self.device),
+            "cuda_available": torch.cuda.is_available(),
+            "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch_threads": torch.get_num_threads(),
+            "hand_backend": self.hand_backend,
+            "hand_backends": list(BACKENDS),
+            "hand_vertices": hands.info()["vertices"],
+            "joint_names": list(JOINT_NAMES),
+            "parents": list(PARENTS),
+            "keypoint_names": list(KEYPOINT_NAMES),
+            "keypoint_parents": list(KEYPOINT_PARENTS),
+            "rest_joints": {"left": rest[0].round(6).tolist(), "right": rest[1].round(6).tolist()},
+            "models": self.models,
+            "resources": os.fspath(resources_dir()),
+        }

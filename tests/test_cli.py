@@ -1,0 +1,63 @@
+"""The console script as a user runs it: subprocesses, exit codes, JSON."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, env_extra=None):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "hand_studio.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_help_lists_the_commands():
+    r = run("--help")
+    assert r.returncode == 0
+    for cmd in ("info", "generate", "app"):
+        assert cmd in r.stdout
+
+
+def test_info_json_has_the_contract_fields():
+    r = run("info", "--json", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    for key in ("hand_studio", "torch", "device", "hand_backend", "joint_names", "parents", "rest_joints"):
+        assert key in info
+    assert info["device"] == "cpu" and info["hand_backend"] == "default"
+    assert info["parents"] == [-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14]
+    assert len(info["joint_names"]) == 16 and len(info["rest_joints"]["right"]) == 16
+    assert abs(info["rest_joints"]["right"][0][0] - 0.09566994) < 1e-5
+    assert abs(info["rest_joints"]["left"][0][0] + 0.09566994) < 1e-5
+
+
+def test_info_text_and_errors_are_one_line_on_stderr():
+    r = run("info")
+    assert r.returncode == 0 and "hand_backend" in r.stdout
+    r = run("info", "--hands", "mano", "--mano-dir", "/nonexistent")
+    assert r.returncode == 2
+    assert "MANO_RIGHT.pkl" in r.stderr or "MANO_LEFT.pkl" in r.stderr
+    r = run("info", "--device", "cuda:7")
+    assert r.returncode == 2 and "CUDA" in r.stderr
+
+
+def test_generate_without_a_model_says_so(tmp_path):
+    out = tmp_path / "a.npz"
+    r = run("generate", "the right hand waves", "--out", str(out))
+    assert r.returncode == 2 and "not installed" in r.stderr
+    assert not out.exists()
+
+
+def test_app_without_a_screen_explains_itself():
+    r = run()
+    assert r.returncode == 2 and "no screen" in r.stderr
+
+
+def test_import_contract_holds():
+    exe = os.path.join(os.path.dirname(sys.executable), "lint-imports")
+    r = subprocess.run([exe], capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 kept, 0 broken" in r.stdout
