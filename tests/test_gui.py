@@ -1,0 +1,149 @@
+"""The main window in a real window under Xvfb (pytest-xvfb), rendering with Mesa llvmpipe."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMessageBox
+
+from engine.motion.clip import Clip
+from hand_studio._qt.main_window import MainWindow
+from hand_studio._qt.viewport import CAMERA_PRESETS
+from hand_studio.model.document import Document
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def window(qtbot, studio, small_clip, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    w = MainWindow(studio, Document(small_clip), settings=settings)
+    qtbot.addWidget(w)
+    w.resize(900, 650)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.playback.set_playing(False)
+
+
+def hand_pixels(img: np.ndarray) -> tuple[int, int]:
+    """Count warm (left hand) and cool (right hand) pixels in an RGB(A) render."""
+    rgb = img[..., :3].astype(int)
+    r, b = rgb[..., 0], rgb[..., 2]
+    warm = (r - b > 50) & (r > 90)
+    cool = (b - r > 40) & (b > 90)
+    return int(warm.sum()), int(cool.sum())
+
+
+def test_window_renders_both_hands(window):
+    assert window.windowTitle() == "Hand Studio"
+    assert "device: cpu" in window.status_label.text()
+    window.viewport.stage.visible = False  # the red/blue axes would count as hand colours
+    img = window.viewport.render()
+    assert img.ndim == 3 and img.shape[2] in (3, 4) and img.shape[0] > 100
+    warm, cool = hand_pixels(img)
+    total = img.shape[0] * img.shape[1]
+    assert warm > 0.005 * total and cool > 0.005 * total, (warm, cool, total)
+    window.viewport.hands_visual.meshes[0].visible = False  # hide the left hand: warm goes
+    warm_hidden, cool_hidden = hand_pixels(window.viewport.render())
+    assert warm_hidden < 0.05 * warm and cool_hidden > 0.5 * cool
+
+
+def test_slider_moves_playhead_and_mesh(window):
+    vis = window.viewport.hands_visual
+    before_verts = [v.copy() for v in vis.vertices]
+    before_img = window.viewport.render()
+    window.playback.slider.setValue(9)
+    assert window.document.frame == 9
+    assert "frame 9 / 9" in window.playback.label.text()
+    assert all(np.abs(a - b).max() > 1e-3 for a, b in zip(before_verts, vis.vertices))
+    after_img = window.viewport.render()
+    assert np.abs(after_img.astype(int) - before_img.astype(int)).mean() > 0.5  # the GPU saw it
+    window.document.frame = 3  # and the model drives the slider
+    assert window.playback.slider.value() == 3
+
+
+def test_buffer_upload_draws_what_set_data_draws(window):
+    """Pins the vispy 0.17 internals behind the fast path against vispy's own set_data."""
+    vp, vis = window.viewport, window.viewport.hands_visual
+    window.document.frame = 6
+    fast = vp.render().astype(int)
+    vis.upload = "set_data"
+    vis._on_frame_change()
+    slow = vp.render().astype(int)
+    assert np.abs(fast - slow).mean() < 1.0
+
+
+def test_malformed_clip_shows_error_and_keeps_clip(window, qtbot, tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, transl=np.zeros((4, 2)), fps=np.array(30.0))
+    clip = window.document.clip
+    window.document.frame = 5
+    assert window.open_clip(bad) is False
+    box = window.findChild(QMessageBox, "error_box")
+    assert box is not None and box.isVisible()
+    assert "bad.npz" in box.text() and "missing arrays" in box.text()
+    assert window.document.clip is clip and window.document.frame == 5
+    box.accept()
+    assert window.recent_files() == []
+
+
+def test_open_and_save_clip_updates_recent_files(window, tmp_path):
+    path = tmp_path / "three.npz"
+    Clip.rest(3).save(path)
+    assert window.open_clip(path)
+    assert window.document.num_frames == 3 and window.playback.slider.maximum() == 2
+    assert window.windowTitle() == "three.npz — Hand Studio"
+    out = tmp_path / "copy.npz"
+    assert window.save_clip(out) and Clip.load(out).num_frames == 3
+    assert window.recent_files()[:2] == [str(out.resolve()), str(path.resolve())]
+    assert [a.text() for a in window.recent_menu.actions()] == ["copy.npz", "three.npz"]
+
+
+def test_camera_presets_change_the_camera(window):
+    vp = window.viewport
+    eyes = {}
+    for name in CAMERA_PRESETS:
+        window.camera_actions[name].trigger()
+        assert vp.camera_preset == name and window.camera_actions[name].isChecked()
+        eyes[name] = vp.camera_position()
+    assert len({tuple(np.round(e, 4)) for e in eyes.values()}) == len(CAMERA_PRESETS)
+    vp.set_camera_preset("first_person")
+    forward, right, up = vp.camera_axes()
+    assert forward[2] < -0.5 and right[0] > 0.99 and up[1] > 0.5  # along -Z, +X right, +Y up
+    assert eyes["first_person"][2] > vp.hands_visual.joints[..., 2].max()  # behind the hands
+    vp.set_camera_preset("top")
+    assert vp.camera_axes()[0][1] < -0.99  # looking down
+    lo, hi = vp.hands_visual.bounds()
+    np.testing.assert_allclose(vp.camera.center, (lo + hi) / 2, atol=1e-5)
+    with pytest.raises(ValueError, match="camera preset must be one of"):
+        vp.set_camera_preset("side")
+
+
+def test_playback_advances_and_loops(window, qtbot):
+    seen = []
+    window.document.events.frame.connect(lambda e: seen.append(e.value))
+    window.document.frame = 7
+    window.action_play.trigger()
+    assert window.playback.playing
+    qtbot.waitUntil(lambda: 9 in seen and seen[-1] >= 2 and 0 in seen, timeout=5000)
+    window.action_play.trigger()
+    assert not window.playback.playing
+
+
+def test_skeleton_toggle_draws_bones(window):
+    vp = window.viewport
+    plain = vp.render()
+    window.action_skeleton.trigger()
+    assert vp.hands_visual.skeleton_visible
+    bones = vp.render()
+    rgb = bones[..., :3].astype(int)
+    yellow = (rgb[..., 0] > 200) & (rgb[..., 1] > 190) & (rgb[..., 2] < 120)
+    assert yellow.sum() > 50 and not np.array_equal(plain, bones)
+
+
+def test_close_saves_geometry_and_disconnects(window):
+    doc = window.document
+    window.close()
+    assert window.settings.value("main_window/geometry") is not None
+    assert doc.events.frame.callbacks == () and doc.events.clip.callbacks == ()
