@@ -118,21 +118,27 @@ class DefaultHand(HandModel):
         """betas (B,10) -> (vertices (B,V,3), joints (B,16,3)) at zero pose."""
         return shape_default_hand(self.v_template, self.J_rest, self.weights, self.bone_dirs, betas)
 
+    def _shape_rows(self, betas: torch.Tensor, vertices: torch.Tensor, weights: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shaped (vertices (b,n,3), joints (b,16,3)) with b = 1 when every row of betas is the
+        same (one shape per clip, the usual case), else b = B."""
+        if bool((betas == betas[:1]).all()):
+            betas = betas[:1]
+        if bool((betas[:, :2] == 0).all()):
+            return vertices[None], self.J_rest[None]
+        return shape_default_hand(vertices, self.J_rest, weights, self.bone_dirs, betas)
+
     def forward(self, betas, global_orient, hand_pose, transl):
         check_pose_shapes(betas, global_orient, hand_pose, transl)
-        v_shaped, J = self.shaped(betas)
+        v_shaped, J = self._shape_rows(betas, self.v_template, self.weights)
         joints, A = forward_kinematics(global_orient, hand_pose, transl, J, PARENTS)
         verts = skin(v_shaped, self.weights, A)  # (B, V, 3)
         return verts, torch.cat([joints, verts[:, self.tip_index]], 1)
 
     def keypoints(self, betas, global_orient, hand_pose, transl):
-        """(B, 21, 3), skinning only the five tip vertices."""
+        """(B, 21, 3), shaping and skinning only the five tip vertices."""
         check_pose_shapes(betas, global_orient, hand_pose, transl)
-        if bool((betas[:, :2] == 0).all()):
-            J, tips_rest = self.J_rest, self.v_template[self.tip_index]
-        else:
-            v_shaped, J = self.shaped(betas)
-            tips_rest = v_shaped[:, self.tip_index]
+        w_tips = self.weights[self.tip_index]
+        tips_rest, J = self._shape_rows(betas, self.v_template[self.tip_index], w_tips)
         joints, A = forward_kinematics(global_orient, hand_pose, transl, J, PARENTS)
-        tips = skin(tips_rest, self.weights[self.tip_index], A)  # (B, 5, 3)
-        return torch.cat([joints, tips], 1)
+        return torch.cat([joints, skin(tips_rest, w_tips, A)], 1)

@@ -4,6 +4,7 @@ Shared by ``hand-studio bench ik``, ``bench/ik.py`` and the tests (which use few
 """
 from __future__ import annotations
 
+import os
 import platform
 import time
 
@@ -46,18 +47,22 @@ def run_ik_bench(hands: TwoHands, frames: int = 60, repeats: int = 5, noise_mm: 
     for r in range(repeats + 1):
         kp, _ = plausible_motion(hands, frames, seed=r)
         noisy = kp + np.random.default_rng(r).normal(0, noise_mm / 1000, kp.shape).astype(np.float32)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for item in fit_keypoints_iter(noisy, hands, config=config):
             pass
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         clean_err = float(np.linalg.norm(item["clip"].joints - kp, axis=-1).mean() * 1000)
-        rows.append((seconds, clean_err, float(np.linalg.norm(item["clip"].joints - kp, axis=-1).max() * 1000)))
+        rows.append((seconds, clean_err, float(np.linalg.norm(item["clip"].joints - kp, axis=-1).max() * 1000), cpu))
     cold, warm = rows[0], rows[1:]
     return {
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}",
         "frames": frames, "hands": 2, "noise_mm": noise_mm, "iterations": config.iterations,
         "cold_seconds": cold[0],
         "seconds_mean": float(np.mean([r[0] for r in warm])), "seconds_max": float(np.max([r[0] for r in warm])),
+        # CPU time of the process during the fit: equals wall time on an idle machine with the
+        # fit's single thread; the wall numbers above include whatever else the machine runs
+        "cpu_seconds_mean": float(np.mean([r[3] for r in warm])),
+        "load_average_1min": os.getloadavg()[0],
         "mean_joint_error_mm": float(np.mean([r[1] for r in warm])),
         "max_joint_error_mm": float(np.max([r[2] for r in warm])),
     }

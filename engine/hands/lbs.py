@@ -27,12 +27,12 @@ def rigid_transforms(rot_mats: torch.Tensor, rest_joints: torch.Tensor,
                      parents: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """Pose a skeleton.
 
-    rot_mats (B, J, 3, 3) local rotations; rest_joints (B, J, 3) or (J, 3).
+    rot_mats (B, J, 3, 3) local rotations; rest_joints (B, J, 3), (1, J, 3) or (J, 3).
     Returns posed joints (B, J, 3) (before any translation) and skinning transforms
     A (B, J, 4, 4) that map rest-space points to posed space for each joint.
     """
     B, J = rot_mats.shape[:2]
-    rest = rest_joints.expand(B, J, 3) if rest_joints.dim() == 2 else rest_joints
+    rest = rest_joints.expand(B, J, 3)
     parent_idx = torch.tensor([max(p, 0) for p in parents], device=rest.device)
     rel = rest - torch.where(torch.tensor(parents, device=rest.device)[None, :, None] >= 0,
                              rest[:, parent_idx], torch.zeros_like(rest))  # (B, J, 3)
@@ -68,7 +68,7 @@ def forward_kinematics(global_orient: torch.Tensor, hand_pose: torch.Tensor, tra
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """Axis-angle pose -> posed joints (B, J, 3) and skinning transforms (B, J, 4, 4).
 
-    global_orient (B, 3), hand_pose (B, 3*(J-1)), transl (B, 3), rest_joints (B|-, J, 3).
+    global_orient (B, 3), hand_pose (B, 3*(J-1)), transl (B, 3), rest_joints (B|1, J, 3) or (J, 3).
     The transforms include ``transl``.
     """
     B = global_orient.shape[0]
@@ -80,8 +80,8 @@ def forward_kinematics(global_orient: torch.Tensor, hand_pose: torch.Tensor, tra
 
 
 def skin(vertices: torch.Tensor, weights: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
-    """Linear blend skinning. vertices (B, V, 3) or (V, 3); weights (V, J); A (B, J, 4, 4) -> (B, V, 3)."""
+    """Linear blend skinning. vertices (B|1, V, 3) or (V, 3); weights (V, J); A (B, J, 4, 4) -> (B, V, 3)."""
     B = A.shape[0]
     T = torch.einsum("vj,bjxy->bvxy", weights, A[..., :3, :])  # (B, V, 3, 4)
-    v = vertices.expand(B, *vertices.shape[-2:]) if vertices.dim() == 2 else vertices
+    v = vertices.expand(B, *vertices.shape[-2:])
     return (T[..., :3] @ v[..., None])[..., 0] + T[..., 3]
