@@ -86,3 +86,28 @@ def test_ik_benchmark_reports_its_numbers(hands, capsys):
     res = run_ik_bench(hands, frames=60, repeats=1)
     print("IK benchmark:", res)
     assert res["mean_joint_error_mm"] <= 3.0
+
+
+def test_anatomical_angles_are_mirror_invariant(hands):
+    g = torch.Generator().manual_seed(5)
+    hp_r = 0.5 * torch.randn(20, 45, generator=g)
+    hp_l = (hp_r.reshape(20, 15, 3) * torch.tensor([1.0, -1.0, -1.0])).reshape(20, 45)
+    a_r = anatomical_angles(hp_r, frames_for(hands.right))
+    a_l = anatomical_angles(hp_l, frames_for(hands.left))
+    assert torch.allclose(a_r, a_l, atol=1e-5)
+
+
+def test_positive_bend_flexes_every_finger_on_both_hands(hands):
+    """The thumb included: a positive bend moves each tip toward the palm side of the hand."""
+    from engine.hands.skeleton import FINGER_JOINTS
+    for h, model in enumerate((hands.left, hands.right)):
+        F = frames_for(model)
+        rest = hands.joints(torch.zeros(2, 10), torch.zeros(1, 2, 3), torch.zeros(1, 2, 45), torch.zeros(1, 2, 3))[0, h]
+        for finger, (j1, j2, j3, tip) in FINGER_JOINTS.items():
+            ang = torch.zeros(1, 15, 3)
+            ang[0, j3 - 1, 2] = 1.0  # distal joint bends 57 degrees
+            hp = torch.zeros(1, 2, 45)
+            hp[:, h] = (F @ ang[..., None])[..., 0].reshape(1, 45)
+            with torch.no_grad():
+                kp = hands.joints(torch.zeros(2, 10), torch.zeros(1, 2, 3), hp, torch.zeros(1, 2, 3))[0, h]
+            assert (kp[tip] - rest[tip])[1] < -0.005, (h, finger)  # palm faces -y at rest

@@ -30,7 +30,8 @@ def anatomical_frames(rest_joints: torch.Tensor, tips_rest: torch.Tensor, side: 
     """Per hand_pose joint an orthonormal frame, columns (twist, spread, bend). (16,3), (5,3) -> (15, 3, 3).
 
     twist = bone direction; bend = twist x palm normal (thumb: the normal of its joints' plane),
-    so a positive bend curls toward the palm on both sides; spread completes the frame.
+    so a positive bend curls toward the palm on both sides; spread completes the frame. The left
+    hand's frames are the mirror image, so mirrored poses have equal anatomical angles.
     """
     child = {p: j for j, p in enumerate(PARENTS) if p > 0}
     tips = {j3: t for t, (_, _, j3, _) in enumerate([FINGER_JOINTS[f] for f in ("thumb", "index", "middle", "ring", "pinky")])}
@@ -41,8 +42,6 @@ def anatomical_frames(rest_joints: torch.Tensor, tips_rest: torch.Tensor, side: 
         palm = -palm
     # the thumb flexes in the plane of its own joints, not toward the palm normal
     thumb_bend = torch.cross(rest_joints[14] - rest_joints[13], rest_joints[15] - rest_joints[14], dim=-1)
-    if side == "left":
-        thumb_bend = -thumb_bend  # mirroring flips the handedness of a cross product
     frames = []
     for j in range(1, 16):
         end = rest_joints[child[j]] if j in child else tips_rest[tips[j]]
@@ -52,7 +51,13 @@ def anatomical_frames(rest_joints: torch.Tensor, tips_rest: torch.Tensor, side: 
         b = b / b.norm()
         s = torch.cross(b, t, dim=-1)
         frames.append(torch.stack([t, s, b], -1))
-    return torch.stack(frames)
+    frames = torch.stack(frames)
+    if side == "left":
+        # Mirroring maps a right axis-angle a to -M a (M = diag(-1, 1, 1)); the bend axis above
+        # already follows, twist and spread come out as +M: flip them so a mirrored pose has the
+        # same (twist, spread, bend) on both hands and one limit table serves both.
+        frames = frames * frames.new_tensor([-1.0, -1.0, 1.0])
+    return frames
 
 
 def anatomical_angles(hand_pose: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
