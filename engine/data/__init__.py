@@ -1,0 +1,1 @@
+"""Training data: procedural motion, captions, corpus building and mocap import."""
