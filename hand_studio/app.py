@@ -35,7 +35,7 @@ def dark_palette():
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="hand-studio", description="Author two-hand animation.")
-    p.add_argument("clip", nargs="?", type=Path, help="a clip file (.npz) to open")
+    p.add_argument("clip", nargs="?", type=Path, help="a clip (.npz) or project (.handproj) to open")
     p.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu' or 'cuda[:N]'")
     p.add_argument("--hand-backend", default="default", choices=("default", "mano"))
     p.add_argument("--mano-dir", default=None, help="folder with MANO_LEFT.pkl / MANO_RIGHT.pkl")
@@ -69,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     window = MainWindow(studio)
     window.show()
-    if args.clip is not None:
+    if args.clip is None:
+        window.recover_untitled()  # offer an untitled autosave left by a crash
+    elif args.clip.suffix.lower() == ".handproj":
+        window.open_project(args.clip)
+    else:
         window.open_clip(args.clip)
     return app.exec()
 

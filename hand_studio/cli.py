@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-APP_COMMAND = {"app": "open the app (the default when no command is given)"}
+APP_COMMAND = {"app": "open the app (the default when no command is given); optional clip or project"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = engine_cli.build_parser(extra=APP_COMMAND)
     opens_app = not argv or (argv[0] not in engine_cli.COMMANDS and not argv[0].startswith("-")
-                             and argv[0] != "app" and argv[0].lower().endswith(".npz"))
+                             and argv[0] != "app" and argv[0].lower().rstrip("/").endswith((".npz", ".handproj")))
     if opens_app:
         argv = ["app", *argv]
     args = parser.parse_args(argv)

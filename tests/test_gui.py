@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from engine.motion.clip import Clip
@@ -15,13 +15,17 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def window(qtbot, studio, small_clip, tmp_path):
+def window(qtbot, studio, small_clip, tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr(MainWindow, "ask_save_changes", lambda self: asked.append(1) or "discard")
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
-    w = MainWindow(studio, Document(small_clip), settings=settings)
+    w = MainWindow(studio, Document(small_clip), settings=settings, recovery_dir=tmp_path / "recovery")
+    w.asked = asked
     qtbot.addWidget(w)
     w.resize(900, 650)
     w.show()
-    qtbot.waitExposed(w)
+    w.activateWindow()
+    qtbot.waitActive(w)  # window shortcuts need the active window
     yield w
     w.playback.set_playing(False)
 
@@ -36,7 +40,7 @@ def hand_pixels(img: np.ndarray) -> tuple[int, int]:
 
 
 def test_window_renders_both_hands(window):
-    assert window.windowTitle() == "Hand Studio"
+    assert window.windowTitle() == "Untitled — Hand Studio"
     assert "device: cpu" in window.status_label.text()
     window.viewport.stage.visible = False  # the red/blue axes would count as hand colours
     img = window.viewport.render()
@@ -49,18 +53,25 @@ def test_window_renders_both_hands(window):
     assert warm_hidden < 0.05 * warm and cool_hidden > 0.5 * cool
 
 
-def test_slider_moves_playhead_and_mesh(window):
+def test_keys_move_playhead_and_mesh(window, qtbot):
     vis = window.viewport.hands_visual
     before_verts = [v.copy() for v in vis.vertices]
     before_img = window.viewport.render()
-    window.playback.slider.setValue(9)
+    qtbot.keyClick(window, Qt.Key_End)
     assert window.document.frame == 9
     assert "frame 9 / 9" in window.playback.label.text()
     assert all(np.abs(a - b).max() > 1e-3 for a, b in zip(before_verts, vis.vertices))
     after_img = window.viewport.render()
     assert np.abs(after_img.astype(int) - before_img.astype(int)).mean() > 0.5  # the GPU saw it
-    window.document.frame = 3  # and the model drives the slider
-    assert window.playback.slider.value() == 3
+    qtbot.keyClick(window, Qt.Key_Right)  # stops at the end
+    assert window.document.frame == 9
+    qtbot.keyClick(window, Qt.Key_Home)
+    qtbot.keyClick(window, Qt.Key_Right)
+    assert window.document.frame == 1
+    qtbot.keyClick(window, Qt.Key_Left)
+    assert window.document.frame == 0
+    window.document.frame = 3  # and the model drives the timeline's playhead
+    assert window.timeline.playhead.value() == 3
 
 
 def test_buffer_upload_draws_what_set_data_draws(window):
@@ -92,7 +103,8 @@ def test_open_and_save_clip_updates_recent_files(window, tmp_path):
     path = tmp_path / "three.npz"
     Clip.rest(3).save(path)
     assert window.open_clip(path)
-    assert window.document.num_frames == 3 and window.playback.slider.maximum() == 2
+    assert window.document.num_frames == 3
+    assert 2.5 <= window.timeline.view_box.viewRange()[0][1] <= 3.5  # the timeline shows the new clip
     assert window.windowTitle() == "three.npz — Hand Studio"
     out = tmp_path / "copy.npz"
     assert window.save_clip(out) and Clip.load(out).num_frames == 3
@@ -147,3 +159,51 @@ def test_close_saves_geometry_and_disconnects(window):
     window.close()
     assert window.settings.value("main_window/geometry") is not None
     assert doc.events.frame.callbacks == () and doc.events.clip.callbacks == ()
+
+
+def test_edit_menu_undo_redo_and_dirty_title(window, qtbot):
+    doc = window.document
+    doc.frame = 4
+    qtbot.keyClick(window, Qt.Key_K)  # key the current pose on all four tracks
+    assert doc.num_keys == 4 and window.windowTitle() == "Untitled* — Hand Studio"
+    qtbot.keyClick(window, Qt.Key_Delete)
+    assert doc.num_keys == 0
+    qtbot.keyClick(window, Qt.Key_Z, Qt.ControlModifier)
+    assert doc.num_keys == 4
+    qtbot.keyClick(window, Qt.Key_Z, Qt.ControlModifier)
+    assert doc.num_keys == 0 and window.windowTitle() == "Untitled — Hand Studio"
+    qtbot.keyClick(window, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
+    assert doc.num_keys == 4 and window.action_undo.text() == "&Undo Add key at frame 4"
+    window.lock_actions["left"].trigger()
+    assert doc.locked_hands == {"left"}
+    window.action_undo.trigger()
+    assert doc.locked_hands == frozenset() and not window.lock_actions["left"].isChecked()
+
+
+def test_project_save_open_close_and_crash_recovery(window, qtbot, studio, tmp_path, monkeypatch):
+    doc = window.document
+    window.timeline.key_current_pose()
+    path = tmp_path / "clap.handproj"
+    monkeypatch.setattr(MainWindow, "ask_project_path", lambda self: path)
+    window.action_save_project.trigger()
+    assert path.is_dir() and window.windowTitle() == "clap — Hand Studio"
+    assert window.recent_files()[0] == str(path.resolve())
+
+    doc.frame = 7
+    window.timeline.key_current_pose()  # an edit after the save ...
+    assert window.autosaver.tick(now=window.autosaver.clock() + 3600) == tmp_path / "clap.handproj.autosave"
+    # ... then the app is killed: nothing else is written. A new window opens the project.
+    monkeypatch.setattr(MainWindow, "ask_recover", lambda self, p: True)
+    settings = QSettings(str(tmp_path / "settings2.ini"), QSettings.IniFormat)
+    w2 = MainWindow(studio, settings=settings, recovery_dir=tmp_path / "recovery")
+    qtbot.addWidget(w2)
+    assert w2.open_project(path)
+    assert w2.document.key_frames("right_hand") == [0, 7]  # the edit is back
+    assert w2.windowTitle() == "clap* — Hand Studio" and w2.dirty
+    assert w2.save()
+    assert not w2.dirty and not (tmp_path / "clap.handproj.autosave").exists()
+    w2.close()
+
+    window.asked.clear()
+    monkeypatch.setattr(MainWindow, "ask_save_changes", lambda self: window.asked.append(1) or "cancel")
+    assert not window.close() and window.isVisible() and window.asked == [1]  # cancel keeps it open

@@ -1,20 +1,29 @@
-"""The main window: viewport in the centre, a playback dock at the bottom, File and View menus.
+"""The main window: viewport in the centre, the timeline dock at the bottom, File / Edit / View
+menus, the undo stack, projects with autosave and crash recovery.
 
-Widgets write user actions into the Document; the viewport and the playback bar listen to it.
+Widgets write user actions into the Document (edits as undoable commands through the window's
+QUndoStack); the viewport, the timeline and the playback bar listen to it.
 """
 from __future__ import annotations
 
 import os
+import shutil
+from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
-                               QMessageBox, QSlider, QStyle, QToolButton, QWidget)
+                               QMessageBox, QStyle, QToolButton, QVBoxLayout, QWidget)
 
 from engine.api import Studio
 from engine.motion.clip import Clip
+from hand_studio._qt.timeline import (CONTACT_COLOR, GENERATED_COLOR, KEYED_COLOR,
+                                      QtTimelineWidget)
+from hand_studio._qt.undo import QtUndoStack
 from hand_studio._qt.viewport import CAMERA_PRESETS, QtViewport
+from hand_studio.model import commands as C
+from hand_studio.model import project as P
 from hand_studio.model.document import Document
 from hand_studio.model.events import Event
 
@@ -22,10 +31,18 @@ ORGANISATION = "HandStudio"
 APPLICATION = "Hand Studio"
 MAX_RECENT = 8
 CLIP_FILTER = "Hand Studio clips (*.npz);;All files (*)"
+PROJECT_FILTER = "Hand Studio projects (*.handproj)"
+AUTOSAVE_INTERVAL_S = 60.0
+
+
+def _swatch(rgb, text: str) -> str:
+    r, g, b = rgb
+    return f'<span style="color: rgb({r},{g},{b})">&#9632;</span>&nbsp;{text}'
 
 
 class QtPlaybackBar(QWidget):
-    """Frame slider, frame label and play/pause; loops at the clip's fps."""
+    """Play/pause, the frame label and the timeline legend; loops at the clip's fps.
+    (Scrubbing is the timeline's playhead.)"""
 
     sig_playing_changed = Signal(bool)
     """Playback started (True) or stopped (False)."""
@@ -37,17 +54,20 @@ class QtPlaybackBar(QWidget):
         self.play_button.setCheckable(True)
         self.play_button.setToolTip("Play / pause (Space)")
         self.play_button.toggled.connect(self.set_playing)
-        self.slider = QSlider(Qt.Horizontal, self)
-        self.slider.setObjectName("frame_slider")
-        self.slider.valueChanged.connect(self._on_slider_moved)
         self.label = QLabel(self)
-        self.label.setMinimumWidth(130)
-        self.label.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        self.label.setObjectName("frame_label")
+        self.label.setMinimumWidth(150)
+        self.legend = QLabel("   ".join([_swatch(KEYED_COLOR, "keyed frame"),
+                                         _swatch(GENERATED_COLOR, "generated"),
+                                         _swatch(CONTACT_COLOR, "hands touch")]), self)
+        self.legend.setToolTip("Click a key to select it, drag to move it; drag on empty space to "
+                               "box-select; Ctrl+drag to set the interval; drag the red playhead to scrub")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 2, 6, 2)
         layout.addWidget(self.play_button)
-        layout.addWidget(self.slider, 1)
         layout.addWidget(self.label)
+        layout.addStretch(1)
+        layout.addWidget(self.legend)
 
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._on_tick)
@@ -58,25 +78,15 @@ class QtPlaybackBar(QWidget):
 
     # --- model -> widget ------------------------------------------------------------------
     def _on_clip_change(self, event: Event | None = None) -> None:
-        self.slider.blockSignals(True)
-        self.slider.setRange(0, self.document.num_frames - 1)
-        self.slider.blockSignals(False)
         self.timer.setInterval(max(1, round(1000.0 / self.document.fps)))
         self._on_frame_change()
 
     def _on_frame_change(self, event: Event | None = None) -> None:
         f = self.document.frame
-        if self.slider.value() != f:
-            self.slider.blockSignals(True)
-            self.slider.setValue(f)
-            self.slider.blockSignals(False)
         doc = self.document
         self.label.setText(f"frame {f} / {doc.num_frames - 1}   {f / doc.fps:5.2f} s")
 
     # --- widget -> model ------------------------------------------------------------------
-    def _on_slider_moved(self, value: int) -> None:
-        self.document.frame = value
-
     def _on_tick(self) -> None:
         self.document.step(1, loop=True)
 
@@ -111,29 +121,51 @@ class QtPlaybackBar(QWidget):
 
 
 class MainWindow(QMainWindow):
-    """Hand Studio's main window for one Document."""
+    """Hand Studio's main window for one Document (one project)."""
 
     sig_clip_opened = Signal(str)
     """A clip file was opened (its path)."""
+    sig_project_saved = Signal(str)
+    """The project was saved (its folder)."""
 
     def __init__(self, studio: Studio, document: Document | None = None,
-                 settings: QSettings | None = None, parent: QWidget | None = None):
+                 settings: QSettings | None = None, parent: QWidget | None = None,
+                 autosave_interval_s: float | None = None, recovery_dir: str | os.PathLike | None = None):
         super().__init__(parent)
         self.studio = studio
         self.document = document if document is not None else Document()
         self.settings = settings if settings is not None else QSettings(ORGANISATION, APPLICATION)
         self.setWindowTitle(APPLICATION)
         self.setObjectName("MainWindow")
+        self.undo_stack = QtUndoStack(self)
+        self._closed = False
+        self._recovered_unsaved = False  # a recovered autosave is unsaved work the stack cannot see
 
         self.viewport = QtViewport(self.document, studio.hands, parent=self)
         self.setCentralWidget(self.viewport)
 
         self.playback = QtPlaybackBar(self.document, self)
-        self.playback_dock = QDockWidget("Playback", self)
-        self.playback_dock.setObjectName("playback_dock")
-        self.playback_dock.setWidget(self.playback)
-        self.playback_dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
-        self.addDockWidget(Qt.BottomDockWidgetArea, self.playback_dock)
+        self.timeline = QtTimelineWidget(self.document, self.undo_stack, self)
+        self.timeline.sig_message.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        dock_body = QWidget(self)
+        layout = QVBoxLayout(dock_body)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.playback)
+        layout.addWidget(self.timeline, 1)
+        self.timeline_dock = QDockWidget("Timeline", self)
+        self.timeline_dock.setObjectName("timeline_dock")
+        self.timeline_dock.setWidget(dock_body)
+        self.timeline_dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
+        self.addDockWidget(Qt.BottomDockWidgetArea, self.timeline_dock)
+
+        if autosave_interval_s is None:
+            autosave_interval_s = float(self.settings.value("autosave/interval_s", AUTOSAVE_INTERVAL_S))
+        self.autosaver = P.Autosaver(self.document, autosave_interval_s, recovery_dir)
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(max(1, round(1000 * autosave_interval_s)))
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.autosave_timer.start()
 
         self._build_menus()
         hands = studio.hands.info()
@@ -141,18 +173,52 @@ class MainWindow(QMainWindow):
                                    f"({hands['vertices'][0]} vertices)")
         self.statusBar().addPermanentWidget(self.status_label)
         self.document.events.clip.connect(self._on_clip_change)
+        self.undo_stack.cleanChanged.connect(self._update_title)
         self._on_clip_change()
         self._restore_settings()
 
     # --- menus --------------------------------------------------------------------------
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        self.action_open = self._action(file_menu, "&Open clip…", self._open_dialog, QKeySequence.Open)
+        self.action_new = self._action(file_menu, "&New project", self.new_project, QKeySequence.New)
+        self.action_open_project = self._action(file_menu, "&Open project…", self._open_project_dialog,
+                                                QKeySequence.Open)
+        self.action_open = self._action(file_menu, "Open &clip…", self._open_dialog, "Ctrl+Shift+O")
         self.recent_menu = file_menu.addMenu("Open &recent")
-        self.action_save_as = self._action(file_menu, "Save clip &as…", self._save_dialog, QKeySequence.SaveAs)
+        file_menu.addSeparator()
+        self.action_save_project = self._action(file_menu, "&Save project", self.save,
+                                                QKeySequence.Save)
+        self.action_save_project_as = self._action(file_menu, "Save project &as…", self.save_as,
+                                                   QKeySequence.SaveAs)
+        self.action_save_as = self._action(file_menu, "&Export clip as…", self._save_dialog, "Ctrl+E")
         file_menu.addSeparator()
         self.action_quit = self._action(file_menu, "&Quit", self.close, QKeySequence.Quit)
         self.action_quit.setMenuRole(QAction.QuitRole)
+
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self.action_undo = self.undo_stack.createUndoAction(self, "&Undo")
+        self.action_undo.setShortcut(QKeySequence.Undo)
+        self.action_redo = self.undo_stack.createRedoAction(self, "&Redo")
+        self.action_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        edit_menu.addAction(self.action_undo)
+        edit_menu.addAction(self.action_redo)
+        edit_menu.addSeparator()
+        tl = self.timeline
+        for act in (tl.action_key, tl.action_delete, tl.action_duplicate, tl.action_select_all):
+            edit_menu.addAction(act)
+        edit_menu.addSeparator()
+        self.lock_actions: dict[str, QAction] = {}
+        for hand in ("left", "right"):
+            act = self._action(edit_menu, f"Lock {hand} hand",
+                               lambda checked=False, h=hand: self.set_hand_locked(h, checked))
+            act.setCheckable(True)
+            act.setToolTip(f"Keep the {hand} hand exactly when regenerating")
+            self.lock_actions[hand] = act
+        self.action_interval_from_keys = self._action(edit_menu, "Set interval from selected keys",
+                                                      self.interval_from_selection, "I")
+        self.action_clear_interval = self._action(edit_menu, "Clear interval", self.clear_interval,
+                                                  "Shift+I")
+        self.document.events.constraints.connect(self._on_constraints_change)
 
         view_menu = self.menuBar().addMenu("&View")
         group = QActionGroup(self)
@@ -176,9 +242,20 @@ class MainWindow(QMainWindow):
                                          QKeySequence("Ctrl+G"))
         self.action_stage.setCheckable(True)
         self.action_stage.setChecked(True)
-        view_menu.addSeparator()
-        self.action_play = self._action(view_menu, "&Play / pause", self.playback.toggle_playing,
+
+        play_menu = self.menuBar().addMenu("&Playback")
+        self.action_play = self._action(play_menu, "&Play / pause", self.playback.toggle_playing,
                                         QKeySequence(Qt.Key_Space))
+        doc = self.document
+        self.action_next = self._action(play_menu, "&Next frame", lambda: doc.step(1, loop=False),
+                                        QKeySequence(Qt.Key_Right))
+        self.action_previous = self._action(play_menu, "P&revious frame", lambda: doc.step(-1, loop=False),
+                                            QKeySequence(Qt.Key_Left))
+        self.action_first = self._action(play_menu, "&First frame", lambda: setattr(doc, "frame", 0),
+                                         QKeySequence(Qt.Key_Home))
+        self.action_last = self._action(play_menu, "&Last frame",
+                                        lambda: setattr(doc, "frame", doc.num_frames - 1),
+                                        QKeySequence(Qt.Key_End))
         self._update_recent_menu()
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
@@ -195,7 +272,35 @@ class MainWindow(QMainWindow):
     def _set_stage(self, checked: bool) -> None:
         self.viewport.stage.visible = checked
 
-    # --- files --------------------------------------------------------------------------
+    # --- edits --------------------------------------------------------------------------
+    def push(self, make_command) -> bool:
+        """Push a model command (or a function making one); a refused edit goes to the status bar."""
+        return self.timeline.push(make_command)
+
+    def set_hand_locked(self, hand: str, locked: bool) -> bool:
+        ok = self.push(lambda: C.SetHandLocked(self.document, hand, locked))
+        self._on_constraints_change()
+        return ok
+
+    def interval_from_selection(self) -> bool:
+        frames = [f for _, f in self.document.selection]
+        if not frames:
+            self.statusBar().showMessage("Select keys first: the interval spans them", 6000)
+            return False
+        return self.push(lambda: C.SetInterval(self.document, (min(frames), max(frames))))
+
+    def clear_interval(self) -> bool:
+        if self.document.interval is None:
+            return False
+        return self.push(lambda: C.SetInterval(self.document, None))
+
+    def _on_constraints_change(self, event: Event | None = None) -> None:
+        for hand, act in self.lock_actions.items():
+            act.blockSignals(True)
+            act.setChecked(hand in self.document.locked_hands)
+            act.blockSignals(False)
+
+    # --- clips --------------------------------------------------------------------------
     def _open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open clip", self._last_dir(), CLIP_FILTER)
         if path:
@@ -203,37 +308,183 @@ class MainWindow(QMainWindow):
 
     def _save_dialog(self) -> None:
         start = str(self.document.path) if self.document.path else self._last_dir()
-        path, _ = QFileDialog.getSaveFileName(self, "Save clip as", start, CLIP_FILTER)
+        path, _ = QFileDialog.getSaveFileName(self, "Export clip as", start, CLIP_FILTER)
         if path:
             self.save_clip(path)
 
     def open_clip(self, path: str | os.PathLike) -> bool:
-        """Load a clip into the document. On failure shows the engine's message; nothing changes."""
+        """Start a new document from a clip file. On failure shows the engine's message and
+        nothing changes; unsaved changes are offered for saving first."""
         path = Path(path)
         try:
             clip = Clip.load(path)
         except (ValueError, OSError) as e:  # ClipError is a ValueError
             self.show_error("Cannot open clip", str(e))
             return False
+        if not self.maybe_save():
+            return False
         self.playback.set_playing(False)
-        self.document.set_clip(clip, path)
+        self._replace_document(Document(clip, path))
         self._add_recent(path)
         self.statusBar().showMessage(f"Opened {path.name}: {clip.num_frames} frames at {clip.fps:g} fps", 5000)
         self.sig_clip_opened.emit(str(path))
         return True
 
     def save_clip(self, path: str | os.PathLike) -> bool:
+        """Write the current take's clip (format by extension)."""
         path = Path(path)
         try:
             saved = self.document.clip.save(path)
         except (ValueError, OSError) as e:
             self.show_error("Cannot save clip", str(e))
             return False
-        self.document.path = Path(saved)
+        if self.document.project_path is None:
+            self.document.path = Path(saved)
         self._add_recent(Path(saved))
-        self._on_clip_change()
+        self._update_title()
         self.statusBar().showMessage(f"Saved {Path(saved).name}", 5000)
         return True
+
+    # --- projects -----------------------------------------------------------------------
+    @property
+    def dirty(self) -> bool:
+        """Unsaved changes: edits since the last save, or a recovered autosave not saved yet."""
+        return self._recovered_unsaved or not self.undo_stack.isClean()
+
+    def new_project(self) -> bool:
+        if not self.maybe_save():
+            return False
+        self.playback.set_playing(False)
+        self._replace_document(Document())
+        return True
+
+    def _open_project_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open project (a .handproj folder)", self._last_dir())
+        if path:
+            self.open_project(path)
+
+    def open_project(self, path: str | os.PathLike) -> bool:
+        """Open a .handproj; if its autosave is newer, offer to recover it. Errors change nothing."""
+        path = Path(path).absolute()
+        try:
+            doc = P.load_project(path)
+        except (ValueError, OSError) as e:
+            self.show_error("Cannot open project", str(e))
+            return False
+        if not self.maybe_save():
+            return False
+        recovered = False
+        autosave = P.find_recovery(path)
+        if autosave is not None:
+            if self.ask_recover(autosave):
+                try:
+                    doc, recovered = P.recover(autosave), True
+                except (ValueError, OSError) as e:
+                    self.show_error("Cannot recover the autosave", f"{e}\n\nOpening the saved project instead.")
+            else:
+                shutil.rmtree(autosave, ignore_errors=True)
+        self.playback.set_playing(False)
+        self._replace_document(doc, recovered=recovered)
+        self._add_recent(path)
+        msg = "Recovered unsaved changes of" if recovered else "Opened"
+        self.statusBar().showMessage(f"{msg} {path.name}", 8000)
+        return True
+
+    def recover_untitled(self) -> bool:
+        """At start-up: offer the newest autosave of an untitled document left by a crash."""
+        found = P.find_untitled_recoveries(self.autosaver.recovery_dir)
+        if not found or not self.ask_recover(found[0]):
+            return False
+        try:
+            doc = P.recover(found[0])
+        except (ValueError, OSError) as e:
+            self.show_error("Cannot recover the autosave", str(e))
+            return False
+        self._replace_document(doc, recovered=True)
+        shutil.rmtree(found[0], ignore_errors=True)
+        return True
+
+    def save(self) -> bool:
+        """Save the project (asks where when it has never been saved)."""
+        if self.document.project_path is None:
+            return self.save_as()
+        return self.save_project(self.document.project_path)
+
+    def save_as(self) -> bool:
+        path = self.ask_project_path()
+        return self.save_project(path) if path is not None else False
+
+    def save_project(self, path: str | os.PathLike) -> bool:
+        old_autosave = self.autosaver.target
+        try:
+            saved = P.save_project(self.document, path)
+        except (ValueError, OSError) as e:
+            self.show_error("Cannot save project", str(e))
+            return False
+        shutil.rmtree(old_autosave, ignore_errors=True)
+        self.autosaver.saved()
+        self._recovered_unsaved = False
+        self.undo_stack.setClean()
+        self._add_recent(saved)
+        self._update_title()
+        self.statusBar().showMessage(f"Saved {saved.name}", 5000)
+        self.sig_project_saved.emit(str(saved))
+        return True
+
+    def autosave(self) -> Path | None:
+        """The autosave timer's slot: write the autosave when due; never interrupts the user."""
+        try:
+            return self.autosaver.tick()
+        except (ValueError, OSError) as e:
+            self.statusBar().showMessage(f"Autosave failed: {e}", 10000)
+            return None
+
+    def maybe_save(self) -> bool:
+        """Before the document goes away: True to go on (saved or discarded), False to stay."""
+        if not self.dirty:
+            return True
+        answer = self.ask_save_changes()
+        if answer == "save":
+            return self.save()
+        if answer == "discard":
+            self.autosaver.discard()
+            return True
+        return False
+
+    def _replace_document(self, doc: Document, recovered: bool = False) -> None:
+        self.autosaver.discard()
+        self.document.adopt(doc)
+        self.undo_stack.clear()
+        self.undo_stack.setClean()
+        self._recovered_unsaved = recovered
+        self.autosaver.saved()
+        if recovered:
+            self.document._touch()  # pending: the next autosave writes it again
+        self._update_title()
+
+    # --- questions (tests replace these) ------------------------------------------------
+    def ask_save_changes(self) -> str:
+        """'save', 'discard' or 'cancel'."""
+        box = QMessageBox(QMessageBox.Warning, APPLICATION,
+                          f"Save the changes to {self.document_name()} before closing it?",
+                          QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, self)
+        box.setDefaultButton(QMessageBox.Save)
+        answer = box.exec()
+        return {QMessageBox.Save: "save", QMessageBox.Discard: "discard"}.get(answer, "cancel")
+
+    def ask_recover(self, autosave: Path) -> bool:
+        when = datetime.fromtimestamp(autosave.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        answer = QMessageBox.question(
+            self, "Recover unsaved changes?",
+            f"Hand Studio did not close normally. An autosave from {when} has changes that were "
+            "never saved.\n\nRecover them? (No deletes the autosave.)",
+            QMessageBox.Yes | QMessageBox.No, QMessageBox.Yes)
+        return answer == QMessageBox.Yes
+
+    def ask_project_path(self) -> Path | None:
+        start = str(self.document.project_path or Path(self._last_dir()) / "untitled.handproj")
+        path, _ = QFileDialog.getSaveFileName(self, "Save project as", start, PROJECT_FILTER)
+        return Path(path) if path else None
 
     def show_error(self, title: str, message: str) -> QMessageBox:
         """A window-modal error box that does not block the event loop (tests can find it)."""
@@ -266,13 +517,22 @@ class MainWindow(QMainWindow):
         for f in files:
             act = self.recent_menu.addAction(Path(f).name)
             act.setToolTip(f)
-            act.triggered.connect(lambda checked=False, f=f: self.open_clip(f))
+            opener = self.open_project if f.endswith(P.SUFFIX) else self.open_clip
+            act.triggered.connect(lambda checked=False, f=f, o=opener: o(f))
         self.recent_menu.setEnabled(bool(files))
 
     # --- model --------------------------------------------------------------------------
+    def document_name(self) -> str:
+        doc = self.document
+        if doc.project_path is not None:
+            return doc.project_path.name.removesuffix(P.SUFFIX)
+        return doc.path.name if doc.path is not None else "Untitled"
+
     def _on_clip_change(self, event: Event | None = None) -> None:
-        path = self.document.path
-        self.setWindowTitle(f"{path.name} — {APPLICATION}" if path else APPLICATION)
+        self._update_title()
+
+    def _update_title(self, *args) -> None:
+        self.setWindowTitle(f"{self.document_name()}{'*' if self.dirty else ''} — {APPLICATION}")
 
     # --- window state -------------------------------------------------------------------
     def _restore_settings(self) -> None:
@@ -286,10 +546,21 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
 
     def closeEvent(self, event) -> None:
+        if self._closed:  # closed before: the listeners are gone
+            super().closeEvent(event)
+            return
+        if not self.maybe_save():
+            event.ignore()
+            return
+        self._closed = True
+        self.autosave_timer.stop()
+        self.autosaver.discard()
         self.settings.setValue("main_window/geometry", self.saveGeometry())
         self.settings.setValue("main_window/state", self.saveState())
         self.settings.sync()
         self.playback.close_listeners()
+        self.timeline.close_listeners()
         self.document.events.clip.disconnect(self._on_clip_change)
+        self.document.events.constraints.disconnect(self._on_constraints_change)
         self.viewport.close_visuals()
         super().closeEvent(event)
