@@ -12,7 +12,7 @@ case "$MODE" in app|test) ;; *) echo "setup.sh: mode must be app or test; got '$
 APT_APP=(libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libegl-mesa0 libxkbcommon-x11-0 libxcb-cursor0
          libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0 libxcb-render-util0 libxcb-shape0
          libxcb-xfixes0 libxcb-xkb1 libxcb-sync1 libfontconfig1 libdbus-1-3 libglib2.0-0)
-APT_TEST=(xvfb xauth)
+APT_TEST=(xvfb xauth blender python3-numpy)  # Blender 3.4 imports our FBX/BVH/glTF in tests
 want=("${APT_APP[@]}")
 [ "$MODE" = test ] && want+=("${APT_TEST[@]}")
 python3 -m venv --help >/dev/null 2>&1 || want+=(python3-venv)

@@ -1,0 +1,1 @@
+"""Helpers for the exchange-format tests: test clips and scripts run inside real readers."""
