@@ -9,6 +9,7 @@ import os
 import platform
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,9 +18,13 @@ import engine
 from engine.hands import BACKENDS, load_hands
 from engine.hands.skeleton import JOINT_NAMES, KEYPOINT_NAMES, KEYPOINT_PARENTS, PARENTS
 from engine.motion.clip import Clip, ClipError, Prompt
-from engine.resources import resources_dir
+from engine.diffusion.constraints import Constraints
+from engine.resources import resource_path, resources_dir
 
-__all__ = ["Studio", "Prompt", "Clip", "ClipError", "ModelNotAvailable", "resolve_device"]
+__all__ = ["Studio", "Prompt", "Clip", "ClipError", "Constraints", "ModelNotAvailable", "resolve_device"]
+
+
+SHIPPED_DIFFUSION = "models/diffusion"  # = engine.diffusion.pipeline.SHIPPED (not imported: keeps `info` light)
 
 
 class ModelNotAvailable(RuntimeError):
@@ -41,16 +46,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 @dataclass
 class Studio:
-    """Loaded hands and models on one device."""
+    """Loaded hands and models on one device. Models load lazily, on first use."""
 
     device: torch.device
     hand_backend: str = "default"
     mano_dir: str | None = None
+    diffusion: str | None = None  # checkpoint folder; None = the shipped one (if installed)
 
     @classmethod
     def load(cls, device: str | torch.device = "auto", hand_backend: str = "default",
-             mano_dir: str | None = None) -> "Studio":
-        studio = cls(resolve_device(device), hand_backend, mano_dir)
+             mano_dir: str | None = None, diffusion: str | os.PathLike | None = None) -> "Studio":
+        if diffusion is not None and not (Path(diffusion) / "config.json").is_file():
+            raise FileNotFoundError(f"diffusion checkpoint folder {diffusion} has no config.json")
+        studio = cls(resolve_device(device), hand_backend, mano_dir, None if diffusion is None else str(diffusion))
         studio.hands  # load now so a bad backend fails here, not later
         return studio
 
@@ -60,18 +68,36 @@ class Studio:
             self._hands = load_hands(self.hand_backend, self.mano_dir, self.device)
         return self._hands
 
+    def _diffusion_folder(self) -> Path | None:
+        folder = Path(self.diffusion) if self.diffusion else resource_path(SHIPPED_DIFFUSION)
+        return folder if (folder / "config.json").is_file() else None
+
     @property
     def models(self) -> dict[str, str]:
-        """Generation models installed, name -> status. Empty until a model ships."""
-        return {}
+        """Generation models installed: name -> checkpoint folder."""
+        folder = self._diffusion_folder()
+        return {"diffusion": str(folder)} if folder else {}
 
-    def generate(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, model: str = "diffusion",
-                 constraints=None, steps: int | None = None) -> Clip:
-        """Text -> clip with the named model."""
+    def pipeline(self, model: str = "diffusion"):
+        """The loaded generation pipeline of ``model`` (loaded once)."""
         if model not in self.models:
             raise ModelNotAvailable(f"generation model {model!r} is not installed; installed: "
                                     f"{sorted(self.models) or 'none'} (see `hand-studio info`)")
-        raise ModelNotAvailable(f"model {model!r} cannot generate yet")
+        if not hasattr(self, "_pipeline"):
+            from engine.diffusion.pipeline import load_pipeline
+            self._pipeline = load_pipeline(self._diffusion_folder(), self.device, hands=self.hands)
+        return self._pipeline
+
+    def generate_iter(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, model: str = "diffusion",
+                      constraints: Constraints | None = None, steps: int | None = None):
+        """Generator yielding ``{"step", "of", "preview"}`` per denoising step, then the result;
+        close it to cancel. Bad input raises when this is called."""
+        return self.pipeline(model).generate_iter(prompt, frames, seed, constraints, steps)
+
+    def generate(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, model: str = "diffusion",
+                 constraints: Constraints | None = None, steps: int | None = None) -> Clip:
+        """Text -> clip with the named model."""
+        return self.pipeline(model).generate(prompt, frames, seed, constraints, steps)
 
     def caption(self, clip: Clip) -> str:
         """Motion -> text."""

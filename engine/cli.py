@@ -8,6 +8,8 @@ import os
 import sys
 from typing import Callable
 
+from engine.diffusion import cli_commands as _diffusion_cli
+
 # Set before anything can import transformers: a hub lookup otherwise hangs 23-47 s here.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -67,9 +69,81 @@ def _run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_bench(p: argparse.ArgumentParser) -> None:
+    _diffusion_cli.add_bench_arguments(p)
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    ik = sub.add_parser("ik", help="keypoints -> MANO fit of a 60-frame two-hand clip (time, joint error)")
+    ik.add_argument("--frames", type=int, default=60)
+    ik.add_argument("--repeats", type=int, default=10)
+    ik.add_argument("--noise-mm", type=float, default=0.0)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    if args.what == "ik":
+        from engine.hands import load_hands
+        from engine.hands.ik_bench import run_ik_bench
+        print(json.dumps(run_ik_bench(load_hands("default"), args.frames, args.repeats, args.noise_mm), indent=2))
+        return 0
+    return _diffusion_cli.run_bench(args)
+
+
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="a clip (.npz, or any format `import` reads)")
+    p.add_argument("output", help="OUT.fbx, OUT.bvh, OUT.glb or OUT.npz; the format follows the extension")
+    p.add_argument("--hands", default="both", help="both (default), left or right")
+    p.add_argument("--range", dest="frame_range", default=None, metavar="START:STOP",
+                   help="frames to export, stop exclusive (e.g. 10:70)")
+    p.add_argument("--fps", type=float, default=None, help="resample to this frame rate")
+    p.add_argument("--bvh-layout", default="per_hand", choices=("per_hand", "one_root"),
+                   help="BVH: one file per hand (NAME_left.bvh, NAME_right.bvh) or both wrists under one ROOT")
+    p.add_argument("--no-mesh", action="store_true", help="FBX/glTF: skeletons only, no skinned meshes")
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from engine.export import ExportOptions, export_clip, parse_hands, parse_range
+    from engine.motion.clip import Clip
+    clip = Clip.load(args.input)
+    options = ExportOptions(frame_range=parse_range(args.frame_range), fps=args.fps, hands=parse_hands(args.hands))
+    written = export_clip(clip, args.output, options, bvh_layout=args.bvh_layout, with_mesh=not args.no_mesh)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _add_import(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="IN",
+                   help="file(s) to import (.npz, .npy, .json, .bvh, .fbx); several single-hand files merge")
+    p.add_argument("output", metavar="OUT.npz", help="the clip to write")
+    p.add_argument("--format", default="auto", choices=("auto", "clip", "mano", "keypoints", "bvh", "fbx"))
+    p.add_argument("--units", default="auto", choices=("auto", "m", "cm", "mm"),
+                   help="length unit of keypoints / foreign skeletons (default: detected from the hand size)")
+    p.add_argument("--order", default="auto", choices=("auto", "ours", "openpose", "mediapipe"),
+                   help="keypoint order (default: detected from bone proportions)")
+    p.add_argument("--fps", type=float, default=None, help="frame rate for files that do not give one")
+    p.add_argument("--hands", default=None, choices=("left", "right"),
+                   help="which hand single-hand MANO parameters belong to")
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    from engine.data.importers import import_clips
+    if not args.output.lower().endswith(".npz"):
+        raise CliError(f"the output must be a .npz clip; got {args.output}")
+    clip, notes = import_clips(args.inputs, format=args.format, units=args.units, order=args.order,
+                               fps=args.fps, hands=args.hands)
+    for note in notes:
+        print(f"note: {note}")
+    path = clip.save(args.output)
+    print(f"wrote {path} ({clip.num_frames} frames at {clip.fps:g} fps)")
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "info": ("versions, device, hand backend and the skeleton", _add_info, _run_info),
     "generate": ("text -> two-hand clip (needs a generation model)", _add_generate, _run_generate),
+    "export": ("clip -> FBX / BVH / glTF (.glb) / npz", _add_export, _run_export),
+    "import": ("npz / MANO params / keypoints / BVH / FBX -> clip (.npz)", _add_import, _run_import),
+    "train": ("train a model on a corpus (diffusion)", _diffusion_cli.add_train_arguments, _diffusion_cli.run_train),
+    "bench": ("benchmarks: ik, generate", _add_bench, _run_bench),
 }
 
 

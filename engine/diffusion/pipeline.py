@@ -1,0 +1,254 @@
+"""The sampling loop: prompts -> text memory (once) -> DDIM steps with classifier-free guidance and
+the masked blend at every step -> exact constrained values -> Clip.
+
+``generate_iter`` is a generator yielding ``{"step", "of", "window", "windows", "preview"}`` per
+step and finally ``{"step": of, "of": of, "clip": Clip, "preview": Clip}``; close it to cancel.
+Long takes run as windows of the training length overlapping by ``overlap`` frames; each window
+is conditioned on the previous one's overlap through the keep-mask (exact there, HandX's soft ramp
+after it), with its own prompt segment ("a then b" splits the text), so cost is linear in length.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from engine.diffusion import inpaint
+from engine.diffusion.constraints import Constraints
+from engine.diffusion.denoiser import BRANCHES, Denoiser
+from engine.diffusion.representation import denormalize, normalize, tensor_to_clip
+from engine.diffusion.schedulers import DDIMScheduler, SchedulerConfig
+from engine.motion.clip import Prompt
+from engine.threads import torch_threads
+
+MAX_FRAMES = 1800  # one minute at 30 fps
+# Guided step of the default denoiser, batch 2 (cond + uncond), 2-core CPU: 9 ms with 1 thread;
+# with 2 threads 15 ms idle and 80+ ms when another process holds a core.
+SAMPLING_THREADS = 1
+DEFAULT_STEPS = 10
+DEFAULT_GUIDANCE = 2.5
+DEFAULT_OVERLAP = 10
+SHIPPED = "models/diffusion"  # under resources/
+_THEN = re.compile(r"(?:,|;|\.)?\s*\b(?:and\s+)?then\b\s*", re.IGNORECASE)
+
+
+def split_segments(text: str) -> list[str]:
+    """'wave, then clap' -> ['wave', 'clap']; no 'then' -> [text]."""
+    parts = [p.strip(" ,.;") for p in _THEN.split(text)]
+    return [p for p in parts if p] or [text.strip()]
+
+
+def segment_prompts(prompt: Prompt, windows: int) -> list[Prompt]:
+    """One prompt per window: each field's 'then' segments spread over the windows in order."""
+    if windows == 1:
+        return [prompt]
+
+    def spread(text: str) -> list[str]:
+        if not text:
+            return [""] * windows
+        segs = split_segments(text)
+        n = len(segs)
+        out = []
+        for i in range(windows):
+            a = i * n // windows
+            b = max(a + 1, (i + 1) * n // windows)
+            out.append(" then ".join(segs[a:b]))
+        return out
+    t, l, r = spread(prompt.text), spread(prompt.left), spread(prompt.right)
+    return [Prompt(t[i], l[i], r[i]) for i in range(windows)]
+
+
+def window_starts(frames: int, window: int, overlap: int) -> list[int]:
+    """Window start frames covering [0, frames); the last window ends exactly at ``frames``."""
+    if frames <= window:
+        return [0]
+    stride = window - overlap
+    starts = list(range(0, frames - window, stride)) + [frames - window]
+    return starts
+
+
+def check_prompt(prompt) -> Prompt:
+    if isinstance(prompt, str):
+        prompt = Prompt(text=prompt)
+    if not isinstance(prompt, Prompt):
+        raise TypeError(f"prompt must be a str or Prompt; got {type(prompt).__name__}")
+    for k in ("text", "left", "right"):
+        if not isinstance(getattr(prompt, k), str):
+            raise ValueError(f"prompt.{k} must be a string")
+    prompt = Prompt(prompt.text.strip(), prompt.left.strip(), prompt.right.strip())
+    if not prompt:
+        raise ValueError("prompt is empty: give text, left or right (what the hands should do)")
+    return prompt
+
+
+class DiffusionPipeline:
+    """Holds the denoiser (EMA weights), the scheduler, the text encoder and the hands."""
+
+    def __init__(self, model: Denoiser, text_encoder=None, hands=None, scheduler: DDIMScheduler | None = None,
+                 steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, overlap: int = DEFAULT_OVERLAP,
+                 threads: int | None = SAMPLING_THREADS):
+        if not 0 <= overlap < model.config.frames:
+            raise ValueError(f"overlap must be 0..{model.config.frames - 1} frames; got {overlap}")
+        self.model = model.eval()
+        self.scheduler = scheduler or DDIMScheduler(SchedulerConfig())
+        self._text_encoder = text_encoder
+        self._hands = hands
+        self.steps, self.guidance, self.overlap, self.threads = steps, guidance, overlap, threads
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.x_mean.device
+
+    @property
+    def text_encoder(self):
+        if self._text_encoder is None:
+            from engine.diffusion.text_encoder import shared_text_encoder
+            self._text_encoder = shared_text_encoder()
+        return self._text_encoder
+
+    @property
+    def hands(self):
+        if self._hands is None:
+            from engine.hands import default_hands_cpu
+            self._hands = default_hands_cpu()
+        return self._hands
+
+    # --- pieces ---------------------------------------------------------------------------
+    def encode_prompts(self, prompts: list[Prompt]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompts (B,) -> conditional memory (B, 3, M, D) and mask; encoded once, reused every step."""
+        texts = [getattr(p, b) for p in prompts for b in BRANCHES]
+        tokens, mask = self.text_encoder.encode(texts)  # (B*3, L, 384)
+        B = len(prompts)
+        tokens = tokens.reshape(B, 3, *tokens.shape[1:]).to(self.device)
+        mask = mask.reshape(B, 3, -1).to(self.device)
+        return self.model.encode_condition(tokens, mask)
+
+    def null_memory(self, B: int) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = torch.zeros(B, 3, 1, self.model.config.text_dim, device=self.device)
+        return self.model.encode_condition(tokens, torch.zeros(B, 3, 1, dtype=torch.bool, device=self.device))
+
+    def rest_wrists(self, betas: np.ndarray) -> np.ndarray:
+        """(2, 10) betas -> (2, 3) rest wrist J0 per hand (wrist paths set transl = path - J0)."""
+        with torch.no_grad():
+            return np.stack([self.hands.hand(h).rest_joints(torch.as_tensor(betas[h:h + 1]).to(self.hands.device))[0, 0]
+                             .cpu().numpy() for h in range(2)])
+
+    def guided_x0(self, x_t: torch.Tensor, t: int, cond: tuple, uncond: tuple, guidance: float) -> torch.Tensor:
+        """Conditional and unconditional x0 in ONE batched forward, mixed: u + g (c - u)."""
+        B = x_t.shape[0]
+        if guidance == 1.0:
+            return self.model(x_t, torch.full((B,), t, device=x_t.device), *cond)
+        mem = _cat_memory(cond, uncond)
+        x0 = self.model(torch.cat([x_t, x_t]), torch.full((2 * B,), t, device=x_t.device), *mem)
+        x0_c, x0_u = x0[:B], x0[B:]
+        return x0_u + guidance * (x0_c - x0_u)
+
+    # --- the loop -------------------------------------------------------------------------
+    def generate_iter(self, prompt: str | Prompt, frames: int = 60, seed: int = 0,
+                      constraints: Constraints | None = None, steps: int | None = None,
+                      guidance: float | None = None, preview: bool = True) -> Iterator[dict]:
+        """Validate everything now (bad input raises here, not at the first ``next``), then return
+        the step generator."""
+        prompt = check_prompt(prompt)
+        if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or not 1 <= frames <= MAX_FRAMES:
+            raise ValueError(f"frames must be an integer in 1..{MAX_FRAMES}; got {frames!r}")
+        steps = self.steps if steps is None else steps
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= 1000:
+            raise ValueError(f"steps must be an integer in 1..1000; got {steps!r}")
+        guidance = self.guidance if guidance is None else float(guidance)
+        if constraints is not None and not isinstance(constraints, Constraints):
+            raise TypeError(f"constraints must be a Constraints; got {type(constraints).__name__}")
+        constraints = constraints or Constraints()
+        betas = constraints.betas()
+        betas = np.zeros((2, 10), np.float32) if betas is None else betas
+        keep_all, target_all = constraints.build(int(frames), self.rest_wrists(betas))  # (frames, 2, 99)
+        starts = window_starts(int(frames), self.model.config.frames, self.overlap)
+        prompts = segment_prompts(prompt, len(starts))
+        for p in prompts:
+            for k in BRANCHES:
+                if getattr(p, k):
+                    self.text_encoder.check_text(getattr(p, k), f"prompt.{k}")
+        return self._steps(prompt, prompts, starts, int(frames), int(seed), keep_all, target_all, betas,
+                           int(steps), guidance, preview)
+
+    @torch.no_grad()
+    def _steps(self, prompt, prompts, starts, frames, seed, keep_all, target_all, betas, steps, guidance,
+               preview) -> Iterator[dict]:
+        W = self.model.config.frames
+        threads = self.threads if self.device.type == "cpu" else None  # set per step, never across a yield
+        with torch_threads(threads):
+            memories = [self.encode_prompts([p]) for p in prompts]  # once per generation
+            uncond = self.null_memory(1)
+        gen = torch.Generator().manual_seed(int(seed))
+        scheduler = copy.copy(self.scheduler)  # its own timesteps: generations may interleave
+        timesteps = scheduler.set_timesteps(steps)
+        mean, std = self.model.x_mean, self.model.x_std
+        out = torch.zeros(frames, 2, keep_all.shape[-1], device=self.device)  # raw representation
+        done = 0  # frames of ``out`` that are final
+        total = steps * len(starts)
+        for w, s in enumerate(starts):
+            n = min(W, frames - s)
+            keep = torch.zeros(W, *keep_all.shape[1:], dtype=torch.bool)
+            target = torch.zeros(W, *keep_all.shape[1:])
+            keep[:n], target[:n] = keep_all[s:s + n], target_all[s:s + n]
+            ctx = done - s  # frames already generated by the previous window
+            if ctx > 0:
+                keep[:ctx], target[:ctx] = True, out[s:done].cpu()
+            keep, target = keep.to(self.device), target.to(self.device)
+            weight, source = inpaint.soft_weights(keep)
+            target_n = inpaint.ramp_targets(normalize(target, mean, std), source)[None]  # (1, W, 2, 99)
+            weight = weight[None]
+            x_t = torch.randn((1, W, 2, keep.shape[-1]), generator=gen).to(self.device)
+            for i, t in enumerate(timesteps.tolist()):
+                with torch_threads(threads):
+                    x0 = self.guided_x0(x_t, t, memories[w], uncond, guidance)
+                    x0 = inpaint.blend(x0, target_n, weight)
+                    x_t = scheduler.step(x0, t, x_t, generator=gen)
+                step = w * steps + i + 1
+                if step < total:
+                    item = {"step": step, "of": total, "window": w, "windows": len(starts)}
+                    if preview:
+                        cur = inpaint.impose(denormalize(x0[0], mean, std), target, keep)[:n]
+                        item["preview"] = tensor_to_clip(torch.cat([out[:s], cur]), betas, prompt=prompt)
+                    yield item
+            out[s:s + n] = inpaint.settle(denormalize(x0[0], mean, std), target, keep)[:n]  # exact values
+            done = s + n
+        clip = tensor_to_clip(out, betas, prompt=prompt)
+        yield {"step": total, "of": total, "window": len(starts) - 1, "windows": len(starts),
+               "preview": clip, "clip": clip}
+
+    def generate(self, prompt: str | Prompt, frames: int = 60, seed: int = 0,
+                 constraints: Constraints | None = None, steps: int | None = None,
+                 guidance: float | None = None):
+        """Run ``generate_iter`` to the end and return the Clip."""
+        item = {}
+        for item in self.generate_iter(prompt, frames, seed, constraints, steps, guidance, preview=False):
+            pass
+        return item["clip"]
+
+
+def load_pipeline(folder=None, device: str | torch.device = "cpu", hands=None, text_encoder=None) -> DiffusionPipeline:
+    """A checkpoint folder (default: the shipped ``resources/models/diffusion``) -> pipeline whose
+    defaults (steps, guidance, overlap) come from the checkpoint's ``meta`` when it names them."""
+    from engine.diffusion.checkpoint import load_model
+    if folder is None:
+        from engine.resources import resource_path
+        folder = resource_path(SHIPPED)
+    model, config = load_model(folder, device)
+    meta = config.get("meta", {})
+    return DiffusionPipeline(model, text_encoder, hands, steps=int(meta.get("sampler_steps", DEFAULT_STEPS)),
+                             guidance=float(meta.get("guidance", DEFAULT_GUIDANCE)),
+                             overlap=int(meta.get("overlap", DEFAULT_OVERLAP)))
+
+
+def _cat_memory(a: tuple, b: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate two (memory, mask) pairs along the batch, padding the token axis."""
+    (ma, ka), (mb, kb) = a, b
+    M = max(ma.shape[2], mb.shape[2])
+    pad = lambda m, k: (torch.nn.functional.pad(m, (0, 0, 0, M - m.shape[2])),  # noqa: E731
+                        torch.nn.functional.pad(k, (0, M - k.shape[2])))
+    (ma, ka), (mb, kb) = pad(ma, ka), pad(mb, kb)
+    return torch.cat([ma, mb]), torch.cat([ka, kb])
