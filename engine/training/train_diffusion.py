@@ -80,7 +80,8 @@ class DiffusionDataset:
     computed once here; a batch is an index lookup.
 
     transl (N, T, 2, 3), global_orient (N, T, 2, 3), hand_pose (N, T, 2, 45), betas (N, 2, 10),
-    texts: N dicts (or Prompts) with keys text / left / right (any may be empty).
+    texts: N entries, each a dict (or Prompt) with keys text / left / right (any may be empty), or
+    a list of such candidates (e.g. captions at several levels) of which each batch draws one.
     """
 
     def __init__(self, transl, global_orient, hand_pose, betas, texts, text_encoder=None):
@@ -97,24 +98,30 @@ class DiffusionDataset:
         if len(texts) != N:
             raise ValueError(f"texts must have one entry per window ({N}); got {len(texts)}")
         self.x = params_to_tensor(go, hp, tr)  # (N, T, 2, 99)
-        rows = [[_field(t, b) for b in BRANCHES] for t in texts]
+        cands = [list(t) if isinstance(t, (list, tuple)) else [t] for t in texts]
+        if any(not c for c in cands):
+            raise ValueError("every window needs at least one caption candidate")
+        rows = [[[_field(t, b) for b in BRANCHES] for t in c] for c in cands]  # N x K_i x 3
         if text_encoder is None:
             from engine.diffusion.text_encoder import shared_text_encoder
             text_encoder = shared_text_encoder()
-        vocab = sorted({s for r in rows for s in r if s})
+        vocab = sorted({s for r in rows for c in r for s in c if s})
         index = {s: i + 1 for i, s in enumerate(vocab)}  # 0 = empty text
-        self.text_index = torch.tensor([[index.get(s, 0) for s in r] for r in rows], dtype=torch.long)  # (N, 3)
+        K = max(len(r) for r in rows)
+        self.num_candidates = torch.tensor([len(r) for r in rows], dtype=torch.long)  # (N,)
+        self.text_index = torch.tensor([[[index.get(s, 0) for s in r[min(k, len(r) - 1)]] for k in range(K)]
+                                        for r in rows], dtype=torch.long)  # (N, K, 3)
         states, mask = [], []
         for i in range(0, len(vocab), 256):
-            s, m = text_encoder.encode(vocab[i:i + 256])
-            states += list(s)
+            st, m = text_encoder.encode(vocab[i:i + 256])
+            states += list(st)
             mask += list(m)
         L = max([1] + [int(m.sum()) for m in mask])
         self.tokens = torch.zeros(len(vocab) + 1, L, states[0].shape[-1] if states else 384)  # (U+1, L, 384)
         self.token_mask = torch.zeros(len(vocab) + 1, L, dtype=torch.bool)
-        for i, (s, m) in enumerate(zip(states, mask)):
+        for i, (st, m) in enumerate(zip(states, mask)):
             n = int(m.sum())
-            self.tokens[i + 1, :n], self.token_mask[i + 1, :n] = s[:n], True
+            self.tokens[i + 1, :n], self.token_mask[i + 1, :n] = st[:n], True
         self.texts = rows
         self.keypoints: torch.Tensor | None = None  # (N, T, 2, 21, 3), see compute_keypoints
 
@@ -136,13 +143,17 @@ class DiffusionDataset:
         return compute_stats(self.x)
 
     def to(self, device) -> "DiffusionDataset":
-        for k in ("x", "betas", "text_index", "tokens", "token_mask", "keypoints"):
+        for k in ("x", "betas", "text_index", "num_candidates", "tokens", "token_mask", "keypoints"):
             if getattr(self, k) is not None:
                 setattr(self, k, getattr(self, k).to(device))
         return self
 
-    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        ti = self.text_index[idx]  # (B, 3)
+    def batch(self, idx: torch.Tensor, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Windows ``idx`` with one caption candidate each (drawn with ``gen``; the first without)."""
+        k = torch.zeros(len(idx), dtype=torch.long)
+        if gen is not None:
+            k = (torch.rand(len(idx), generator=gen) * self.num_candidates[idx].cpu()).long()
+        ti = self.text_index[idx, k.to(idx.device)]  # (B, 3)
         return {"x": self.x[idx], "betas": self.betas[idx], "keypoints": self.keypoints[idx],
                 "tokens": self.tokens[ti], "token_mask": self.token_mask[ti]}
 
@@ -308,7 +319,7 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
         t0, seen = time.perf_counter(), 0
         while step < cfg.steps:
             idx = torch.randint(0, len(dataset), (cfg.batch,), generator=gen).to(device)
-            b = dataset.batch(idx)
+            b = dataset.batch(idx, gen)
             x0 = normalize(b["x"], model.x_mean, model.x_std)  # (B, T, 2, 99)
             t = scheduler.sample_timesteps(cfg.batch, gen, device)
             noise = torch.randn(x0.shape, generator=gen).to(device)
@@ -335,26 +346,44 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
             yield item
 
 
-def load_corpus(data_dir: str | Path) -> DiffusionDataset:
-    """A corpus folder -> dataset. Provisional layout (until the corpus issue fixes it):
-    ``windows.npz`` with transl / global_orient / hand_pose (N, 60, 2, *) and betas (N, 2, 10),
-    and ``texts.json``, a list of N {text, left, right} objects."""
-    data_dir = Path(data_dir)
-    npz, js = data_dir / "windows.npz", data_dir / "texts.json"
-    for p in (npz, js):
-        if not p.is_file():
-            raise FileNotFoundError(f"corpus file not found: {p} (expected windows.npz + texts.json)")
-    with np.load(npz, allow_pickle=False) as z:
-        missing = [k for k in ("transl", "global_orient", "hand_pose", "betas") if k not in z.files]
-        if missing:
-            raise ValueError(f"{npz}: missing arrays {missing}")
-        arrays = {k: z[k] for k in ("transl", "global_orient", "hand_pose", "betas")}
-    texts = json.loads(js.read_text())
-    return DiffusionDataset(arrays["transl"], arrays["global_orient"], arrays["hand_pose"], arrays["betas"], texts)
+def corpus_captions(entry: dict, max_tokens: int, count_tokens) -> list[dict]:
+    """Caption candidates of one corpus clip: every level and the action text whose branches all
+    fit the text encoder's window (levels 1-2 mostly do; longer ones are for captioning models)."""
+    cands = [{k: t.get(k, "") for k in BRANCHES} for t in entry.get("texts", [])]
+    if entry.get("action"):
+        cands.append({"text": entry["action"], "left": "", "right": ""})
+    fits = [c for c in cands if all(count_tokens(c[k]) <= max_tokens for k in BRANCHES if c[k])]
+    return fits or [{"text": "", "left": "", "right": ""}]
+
+
+def load_corpus(data_dir: str | Path, split: str = "train", max_tokens: int = 32,
+                text_encoder=None, limit: int | None = None) -> DiffusionDataset:
+    """A corpus folder (docs/corpus.md) -> the windows of one split with their caption candidates."""
+    from engine.data.corpus import Corpus
+    if text_encoder is None:
+        from engine.diffusion.text_encoder import shared_text_encoder
+        text_encoder = shared_text_encoder()
+    corpus = Corpus(data_dir)
+    arrays = corpus.arrays(split)
+    entries = [e for e in corpus.index if e["split"] == split]
+    if limit is not None:
+        arrays = {k: v[:limit] for k, v in arrays.items()}
+        entries = entries[:limit]
+    lengths: dict[str, int] = {}
+
+    def count(text: str) -> int:
+        if text not in lengths:
+            lengths[text] = len(text_encoder.tokenizer(text)["input_ids"])
+        return lengths[text]
+
+    texts = [corpus_captions(e, max_tokens, count) for e in entries]
+    return DiffusionDataset(arrays["transl"], arrays["global_orient"], arrays["hand_pose"], arrays["betas"],
+                            texts, text_encoder)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="corpus folder (windows.npz + texts.json)")
+    p.add_argument("--data", required=True, help="corpus folder (hand-studio data build; see docs/corpus.md)")
+    p.add_argument("--limit", type=int, help="use only the first N training windows (quick runs)")
     p.add_argument("--out", required=True, help="run folder: train_state/ (resumable) and model/ (EMA weights)")
     p.add_argument("--config", help="JSON file with {'model': {...DenoiserConfig}, 'train': {...TrainConfig}}")
     p.add_argument("--steps", type=int, help="override train.steps")
@@ -373,7 +402,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = TrainConfig.from_dict(d.get("train", {}))
     overrides = {k: getattr(args, k) for k in ("steps", "batch", "device", "seed", "threads") if getattr(args, k) is not None}
     cfg = replace(cfg, **overrides)
-    dataset = load_corpus(args.data)
+    dataset = load_corpus(args.data, max_tokens=model_cfg.max_text_tokens, limit=args.limit)
     print(f"{len(dataset)} windows of {dataset.frames} frames; model {model_cfg}; train {cfg}", flush=True)
     t0 = time.time()
     for item in train_iter(dataset, args.out, model_cfg, cfg, resume=not args.no_resume,

@@ -1,0 +1,1 @@
+"""The shared evaluator (frozen text-motion embedding) and the papers' metrics."""
