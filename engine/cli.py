@@ -69,10 +69,37 @@ def _run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _subparsers(p: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    return next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    from engine.evaluation import run as ev
+    _diffusion_cli.add_train_arguments(p)
+    ev.add_train_evaluator_arguments(_subparsers(p).add_parser(
+        "evaluator", help="the shared text-motion evaluator (contrastive, frozen after training)"))
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    if args.model == "evaluator":
+        from engine.evaluation import run as ev
+        return ev.run_train_evaluator(args)
+    return _diffusion_cli.run_train(args)
+
+
+def _add_eval(p: argparse.ArgumentParser) -> None:
+    from engine.evaluation import run as ev
+    ev.add_eval_arguments(p)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from engine.evaluation import run as ev
+    return ev.run_eval(args)
+
+
 def _add_bench(p: argparse.ArgumentParser) -> None:
     _diffusion_cli.add_bench_arguments(p)
-    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    ik = sub.add_parser("ik", help="keypoints -> MANO fit of a 60-frame two-hand clip (time, joint error)")
+    ik = _subparsers(p).add_parser("ik", help="keypoints -> MANO fit of a 60-frame two-hand clip (time, joint error)")
     ik.add_argument("--frames", type=int, default=60)
     ik.add_argument("--repeats", type=int, default=10)
     ik.add_argument("--noise-mm", type=float, default=0.0)
@@ -142,7 +169,8 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "generate": ("text -> two-hand clip (needs a generation model)", _add_generate, _run_generate),
     "export": ("clip -> FBX / BVH / glTF (.glb) / npz", _add_export, _run_export),
     "import": ("npz / MANO params / keypoints / BVH / FBX -> clip (.npz)", _add_import, _run_import),
-    "train": ("train a model on a corpus (diffusion)", _diffusion_cli.add_train_arguments, _diffusion_cli.run_train),
+    "train": ("train a model on a corpus (diffusion, evaluator)", _add_train, _run_train),
+    "eval": ("evaluate a model on the corpus test split (diffusion)", _add_eval, _run_eval),
     "bench": ("benchmarks: ik, generate", _add_bench, _run_bench),
 }
 
