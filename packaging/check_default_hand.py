@@ -22,28 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
-MANO_REST_JOINTS = np.array([
-    [0.09566994, 0.00638343, 0.0061863],
-    [0.00757268, 0.00118307, 0.0268723],
-    [-0.02510622, 0.00519243, 0.02908936],
-    [-0.04726213, 0.003894, 0.02897524],
-    [0.00100949, 0.00490447, 0.00282876],
-    [-0.03017318, 0.00676579, -0.00276574],
-    [-0.05307782, 0.00551369, -0.00671026],
-    [0.02688296, -0.0035569, -0.03702303],
-    [0.00986855, -0.00349507, -0.04952181],
-    [-0.00599835, -0.00418623, -0.05985371],
-    [0.01393437, 0.00242601, -0.02048689],
-    [-0.0143799, 0.00449301, -0.02558542],
-    [-0.03790042, 0.0028049, -0.03321924],
-    [0.07158022, -0.00913891, 0.03199915],
-    [0.05194698, -0.00824762, 0.0556987],
-    [0.02972924, -0.01368059, 0.07022282],
-])
-FINGERS = ("thumb", "index", "middle", "ring", "pinky")
+# The skeleton contract lives in the engine (one source of truth).
+from engine.hands.skeleton import (DISTAL_LENGTHS, FINGERS, JOINT_NAMES, PARENTS,  # noqa: E402
+                                   MANO_RIGHT_REST_JOINTS as MANO_REST_JOINTS)
+# MANO joint indices (1, 2, 3) of each finger, FINGERS order.
 FINGER_CHAINS = ((13, 14, 15), (1, 2, 3), (4, 5, 6), (10, 11, 12), (7, 8, 9))
-DISTAL_LENGTHS = np.array([0.0305, 0.0228, 0.0259, 0.0224, 0.0180])
 KEYS = {"vertices": (np.float32, 2), "faces": (np.int32, 2), "weights": (np.float32, 2),
         "joints": (np.float32, 2), "tip_ids": (np.int32, 1), "source": (np.str_, 0)}
 
