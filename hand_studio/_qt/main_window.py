@@ -1,5 +1,6 @@
-"""The main window: viewport in the centre, the timeline dock at the bottom, File / Edit / View
-menus, the undo stack, projects with autosave and crash recovery.
+"""The main window: viewport in the centre, the timeline dock at the bottom, the prompt and takes
+docks on the right, File / Edit / Generate / View menus, the undo stack, projects with autosave
+and crash recovery. Closing the window cancels a running generation and waits for its thread.
 
 Widgets write user actions into the Document (edits as undoable commands through the window's
 QUndoStack); the viewport, the timeline and the playback bar listen to it.
@@ -13,11 +14,16 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
-                               QMessageBox, QStyle, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow,
+                               QMessageBox, QScrollArea, QStyle, QToolButton, QVBoxLayout, QWidget)
+
+import torch
 
 from engine.api import Studio
+from engine.threads import KINEMATICS_THREADS
 from engine.motion.clip import Clip
+from hand_studio._qt.prompt_panel import QtPromptPanel
+from hand_studio._qt.takes_panel import QtTakesPanel
 from hand_studio._qt.timeline import (CONTACT_COLOR, GENERATED_COLOR, KEYED_COLOR,
                                       QtTimelineWidget)
 from hand_studio._qt.undo import QtUndoStack
@@ -132,6 +138,10 @@ class MainWindow(QMainWindow):
                  settings: QSettings | None = None, parent: QWidget | None = None,
                  autosave_interval_s: float | None = None, recovery_dir: str | os.PathLike | None = None):
         super().__init__(parent)
+        # Torch work on the GUI thread (posing the hands) with one intra-op thread: with two,
+        # OpenMP workers spin on a core another process holds and a 3 ms pose takes 140 ms
+        # (engine/threads.py). The count is per thread; worker threads set their own.
+        torch.set_num_threads(KINEMATICS_THREADS)
         self.studio = studio
         self.document = document if document is not None else Document()
         self.settings = settings if settings is not None else QSettings(ORGANISATION, APPLICATION)
@@ -159,6 +169,20 @@ class MainWindow(QMainWindow):
         self.timeline_dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
         self.addDockWidget(Qt.BottomDockWidgetArea, self.timeline_dock)
 
+        self.prompt_panel = QtPromptPanel(self.document, studio, self.push, self.viewport, self)
+        self.prompt_panel.sig_message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        scroll = QScrollArea(self)  # the panel is taller than small windows: scroll, never squeeze
+        scroll.setWidget(self.prompt_panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.prompt_panel.sizeHint().width() + 16)
+        self.prompt_dock = self._dock("Generate", "prompt_dock", scroll, Qt.RightDockWidgetArea)
+        self.takes_panel = QtTakesPanel(self.document, self.push, self)
+        self.takes_panel.sig_message.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        self.takes_dock = self._dock("Takes", "takes_dock", self.takes_panel, Qt.RightDockWidgetArea)
+        self.resizeDocks([self.prompt_dock, self.takes_dock], [700, 170], Qt.Vertical)
+
         if autosave_interval_s is None:
             autosave_interval_s = float(self.settings.value("autosave/interval_s", AUTOSAVE_INTERVAL_S))
         self.autosaver = P.Autosaver(self.document, autosave_interval_s, recovery_dir)
@@ -169,13 +193,22 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         hands = studio.hands.info()
+        models = ", ".join(studio.models) or "no generation model installed"
         self.status_label = QLabel(f"device: {studio.device}   hands: {hands['backend']} "
-                                   f"({hands['vertices'][0]} vertices)")
+                                   f"({hands['vertices'][0]} vertices)   model: {models}")
         self.statusBar().addPermanentWidget(self.status_label)
         self.document.events.clip.connect(self._on_clip_change)
         self.undo_stack.cleanChanged.connect(self._update_title)
         self._on_clip_change()
         self._restore_settings()
+
+    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
 
     # --- menus --------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -219,6 +252,31 @@ class MainWindow(QMainWindow):
         self.action_clear_interval = self._action(edit_menu, "Clear interval", self.clear_interval,
                                                   "Shift+I")
         self.document.events.constraints.connect(self._on_constraints_change)
+
+        gen_menu = self.menuBar().addMenu("&Generate")
+        pp = self.prompt_panel
+        self.action_generate = self._action(gen_menu, "&Generate take", lambda: pp.generate(), "Ctrl+Return")
+        self.action_inbetween = self._action(gen_menu, "&In-between selected interval", self.inbetween,
+                                             "Ctrl+B")
+        self.regenerate_actions: dict[str, QAction] = {}
+        for keep, other in (("left", "right"), ("right", "left")):
+            self.regenerate_actions[other] = self._action(
+                gen_menu, f"Lock {keep} hand and regenerate the {other}",
+                lambda checked=False, k=keep: self.regenerate_other(k))
+        self.pin_actions: dict[str, QAction] = {}
+        for hand in ("left", "right"):
+            self.pin_actions[hand] = self._action(gen_menu, f"Pin {hand} wrist path and regenerate",
+                                                  lambda checked=False, h=hand: self.pin_wrist_and_regenerate(h))
+        self.action_extend = self._action(gen_menu, "&Extend take", self.extend_take, "Ctrl+Shift+Return")
+        gen_menu.addSeparator()
+        self.action_cancel_generation = self._action(gen_menu, "&Cancel generation", pp.cancel, "Esc")
+        self.action_reroll = self._action(gen_menu, "&Re-roll seed", pp.reroll, "Ctrl+R")
+        for act in (self.action_generate, self.action_inbetween, *self.regenerate_actions.values(),
+                    *self.pin_actions.values(), self.action_extend):
+            act.setEnabled(pp.has_model)
+        if not pp.has_model:
+            gen_menu.setToolTipsVisible(True)
+            self.action_generate.setToolTip("No generation model is installed")
 
         view_menu = self.menuBar().addMenu("&View")
         group = QActionGroup(self)
@@ -265,6 +323,37 @@ class MainWindow(QMainWindow):
         act.triggered.connect(slot)
         menu.addAction(act)
         return act
+
+    # --- generation (the prompt panel runs it; these set its options first) ----------------
+    def inbetween(self) -> bool:
+        """Regenerate the selected interval; keys and the rest of the take stay exact."""
+        self.prompt_panel.inbetween_check.setChecked(True)
+        self.prompt_panel.extend_check.setChecked(False)
+        return self.prompt_panel.generate()
+
+    def regenerate_other(self, keep: str) -> bool:
+        """Lock ``keep`` (unlocking the other hand) and regenerate the other hand."""
+        other = "right" if keep == "left" else "left"
+        if other in self.document.locked_hands:
+            self.set_hand_locked(other, False)
+        if keep not in self.document.locked_hands and not self.set_hand_locked(keep, True):
+            return False
+        self.prompt_panel.extend_check.setChecked(False)
+        self.prompt_panel.pin_checks[keep].setChecked(False)
+        return self.prompt_panel.generate()
+
+    def pin_wrist_and_regenerate(self, hand: str) -> bool:
+        """Pin ``hand``'s wrist to the current take (over the interval) and its pinned points."""
+        self.prompt_panel.pin_checks[hand].setChecked(True)
+        self.prompt_panel.extend_check.setChecked(False)
+        return self.prompt_panel.generate()
+
+    def extend_take(self) -> bool:
+        self.prompt_panel.extend_check.setChecked(True)
+        self.prompt_panel.inbetween_check.setChecked(False)
+        for c in self.prompt_panel.pin_checks.values():
+            c.setChecked(False)
+        return self.prompt_panel.generate()
 
     def _set_skeleton(self, checked: bool) -> None:
         self.viewport.hands_visual.skeleton_visible = checked
@@ -553,6 +642,8 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._closed = True
+        self.prompt_panel.shutdown()  # cancel a running generation, wait for its thread
+        self.takes_panel.close_listeners()
         self.autosave_timer.stop()
         self.autosaver.discard()
         self.settings.setValue("main_window/geometry", self.saveGeometry())

@@ -1,0 +1,241 @@
+"""Turn the document's constraints into one engine generation request, and its answer into a take.
+No Qt.
+
+``plan_generation(document, options)`` reads the current take, keys, interval, locked hands and
+wrist-path points and returns a :class:`GenerationPlan`: the arguments for
+``Studio.generate_iter`` (prompt, frames, seed, steps, constraints) plus ``finish(clip)``, which
+makes the new take's clip and its generated-frames mask. ``finish`` copies every pinned value
+(locked hands, keys, frames outside the in-between interval, the take being extended) back
+bit-for-bit from the source: the engine keeps them within 1e-5, the app keeps them exact, so
+repeated regenerations never drift.
+
+Modes (``GenerationOptions``), any combination except where noted:
+- fresh: ``frames`` new frames from the prompt (keys kept when ``keep_keys``);
+- ``inbetween``: regenerate only the document's interval, the rest of the take kept;
+- locked hands (the document's): that hand kept, the other regenerated;
+- ``pin_wrists``: a hand's wrist follows the current take over the interval (all frames when
+  there is none), overridden by the document's pinned wrist-path points;
+- ``extend``: continue the take by ``frames`` new frames from its last ``context_frames``
+  (keys, interval, locks and pins belong to the existing frames, so they cannot combine).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.api import Constraints as EngineConstraints
+from engine.motion.clip import Clip, Prompt
+from hand_studio.model.document import Document
+from hand_studio.model.tracks import HANDS, TRACK_HAND, TRACKS, check_hand, hand_tracks, track_values
+
+PARAMS = ("transl", "global_orient", "hand_pose")
+
+
+class GenerationError(ValueError):
+    """The document's constraints cannot make one request (names what to change)."""
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """What the animator asked for, beside the document's own constraints."""
+
+    prompt: Prompt = field(default_factory=Prompt)
+    frames: int = 60  # fresh: clip length; extend: frames added
+    seed: int = 0
+    steps: int | None = None
+    guidance: float | None = None
+    model: str = "diffusion"
+    keep_keys: bool = True
+    inbetween: bool = False
+    pin_wrists: tuple[str, ...] = ()
+    extend: bool = False
+    context_frames: int = 10
+
+
+@dataclass
+class GenerationPlan:
+    """One request for ``Studio.generate_iter`` and how its answer becomes a take."""
+
+    prompt: Prompt
+    frames: int
+    seed: int
+    steps: int | None
+    guidance: float | None
+    model: str
+    constraints: EngineConstraints | None
+    description: str
+    source: Clip  # the current take's clip when planned
+    source_generated: np.ndarray  # (T, 4) its generated mask
+    keys: dict  # {track: {frame: values}} copied at planning time
+    locked: tuple[int, ...] = ()
+    kept_frames: np.ndarray | None = None  # (T,) bool: frames copied from the source (in-between)
+    extend_from: int | None = None  # extend: source frames [0, extend_from) then the generated ones
+
+    def start(self, studio):
+        """The engine's step generator for this request (loads the model on first use, so call it
+        off the GUI thread). Guidance is not on ``Studio.generate_iter`` yet: when one is asked
+        for, the studio's loaded pipeline takes it directly."""
+        if self.guidance is None:
+            return studio.generate_iter(self.prompt, frames=self.frames, seed=self.seed, model=self.model,
+                                        constraints=self.constraints, steps=self.steps)
+        return studio.pipeline(self.model).generate_iter(self.prompt, self.frames, self.seed, self.constraints,
+                                                         self.steps, guidance=self.guidance)
+
+    def finish(self, clip: Clip) -> tuple[Clip, np.ndarray]:
+        """Engine result -> (the new take's clip, its generated mask (T, 4))."""
+        if not isinstance(clip, Clip):
+            raise TypeError(f"generation result must be a Clip; got {type(clip).__name__}")
+        src = self.source
+        if self.extend_from is not None:  # the whole source (context bit-exact), then the new frames
+            ctx = src.num_frames - self.extend_from
+            arrays = {k: np.concatenate([getattr(src, k), getattr(clip, k)[ctx:]]) for k in PARAMS}
+            out = Clip(**arrays, betas=src.betas, fps=src.fps, prompt=clip.prompt)
+            generated = np.concatenate([self.source_generated,
+                                        np.ones((clip.num_frames - ctx, len(TRACKS)), bool)])
+            return out, generated
+        if clip.num_frames != self.frames:
+            raise ValueError(f"generation result has {clip.num_frames} frames; expected {self.frames}")
+        arrays = {k: np.array(getattr(clip, k)) for k in PARAMS}
+        same_length = src.num_frames == clip.num_frames
+        regenerated = np.ones((clip.num_frames, len(TRACKS)), bool)
+        keyed = np.zeros_like(regenerated)
+        if same_length:
+            for h in self.locked:  # bit-exact: the engine is within 1e-5 on kept channels
+                for k in PARAMS:
+                    arrays[k][:, h] = getattr(src, k)[:, h]
+                regenerated[:, [i for i, t in enumerate(TRACKS) if TRACK_HAND[t] == h]] = False
+            if self.kept_frames is not None:
+                for k in PARAMS:
+                    arrays[k][self.kept_frames] = getattr(src, k)[self.kept_frames]
+                regenerated[self.kept_frames] = False
+        for t, frames in self.keys.items():
+            h = TRACK_HAND[t]
+            if same_length and h in self.locked:
+                continue  # the locked hand is the take's, bit for bit (keys checked to agree)
+            for f, v in frames.items():
+                if f >= clip.num_frames:
+                    continue
+                if t.endswith("_hand"):
+                    arrays["hand_pose"][f, h] = v
+                else:
+                    arrays["transl"][f, h], arrays["global_orient"][f, h] = v[:3], v[3:]
+                keyed[f, TRACKS.index(t)] = True
+        betas = src.betas if same_length and (self.locked or self.kept_frames is not None) else clip.betas
+        out = Clip(**arrays, betas=betas, fps=src.fps if same_length else clip.fps, prompt=clip.prompt)
+        generated = np.where(regenerated, True, self.source_generated) if same_length else regenerated
+        return out, generated & ~keyed  # a keyed cell is the animator's, not the generator's
+
+
+def key_clip(document: Document) -> Clip:
+    """The current clip with every key's values written in at its frame."""
+    clip = document.clip
+    arrays = {k: np.array(getattr(clip, k)) for k in PARAMS}
+    for t in TRACKS:
+        h = TRACK_HAND[t]
+        for f in document.key_frames(t):
+            v = document.key_values(t, f)
+            if t.endswith("_hand"):
+                arrays["hand_pose"][f, h] = v
+            else:
+                arrays["transl"][f, h], arrays["global_orient"][f, h] = v[:3], v[3:]
+    return clip.copy(**arrays)
+
+
+def pinned_wrist_path(document: Document, hand: str) -> tuple[np.ndarray, np.ndarray]:
+    """-> (frames (N,), wrist positions (N, 3) metres): the current take's wrist over the interval
+    (every frame when none), with the document's pinned points replacing/adding theirs."""
+    h = HANDS.index(check_hand(hand))
+    T = document.num_frames
+    a, b = document.interval if document.interval is not None else (0, T - 1)
+    path = {f: document.clip.joints[f, h, 0].astype(np.float64) for f in range(a, b + 1)}
+    for f, xyz in document.wrist_path(hand):
+        path[f] = np.asarray(xyz, np.float64)
+    frames = np.array(sorted(path), np.int64)
+    return frames, np.stack([path[f] for f in frames])
+
+
+def _int(value, name: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise GenerationError(f"{name} must be an integer in {lo}..{hi}; got {value!r}")
+    return int(value)
+
+
+def plan_generation(document: Document, options: GenerationOptions) -> GenerationPlan:
+    """The request for ``options`` on ``document``; GenerationError names a bad combination.
+    Engine-level problems (conflicting values, lengths) are left for the engine to report."""
+    o = options
+    src = document.clip
+    T = src.num_frames
+    locked = tuple(sorted(HANDS.index(h) for h in document.locked_hands))
+    keys = {t: {f: document.key_values(t, f) for f in document.key_frames(t)} for t in TRACKS} if o.keep_keys else {}
+    has_keys = any(keys.values())
+    pins = tuple(check_hand(h) for h in o.pin_wrists)
+    frames = _int(o.frames, "frames", 1, 1800)
+    parts, what = [], []
+
+    if o.extend:
+        clash = [name for name, on in (("in-between", o.inbetween), ("locked hands", locked),
+                                       ("pinned wrist paths", pins)) if on]
+        if clash:
+            raise GenerationError(f"Extend take continues past the take's last frame, where there is nothing "
+                                  f"to keep: turn off {', '.join(clash)} to extend")
+        ctx = _int(o.context_frames, "context frames", 1, T)
+        c = EngineConstraints.continue_from(src, ctx)
+        return GenerationPlan(o.prompt, ctx + frames, o.seed, o.steps, o.guidance, o.model, c,
+                              f"Extend by {frames} frames", src, document.current_take.generated, {},
+                              extend_from=T - ctx)
+
+    regenerate = o.inbetween or bool(locked) or bool(pins)
+    if regenerate:
+        frames = T  # the same frames, regenerated
+    kept = None
+    if o.inbetween:
+        if document.interval is None:
+            raise GenerationError("In-between needs an interval: Ctrl+drag on the timeline, or select keys "
+                                  "and press I")
+        a, b = document.interval
+        kept = np.ones(T, bool)
+        kept[a:b + 1] = False
+        what.append(f"in-between frames {a}..{b}")
+    outside = np.flatnonzero(kept).tolist() if kept is not None else []
+    ref = key_clip(document) if has_keys else src
+    if outside:
+        parts.append(EngineConstraints.keyframes(ref, outside))  # both hands, whole frames
+    for h, hand in enumerate(HANDS):
+        hand_keys = [(f, t, v) for t in hand_tracks(hand) for f, v in keys.get(t, {}).items()]
+        if h in locked:  # the locked hand is kept as the take is; its keys must agree with it
+            for f, t, v in sorted(hand_keys, key=lambda k: k[0]):
+                if np.abs(v - track_values(src, t, f)).max() > 1e-6:
+                    raise GenerationError(f"the {hand} hand is locked, but its key on frame {f} differs from "
+                                          f"the take: unlock the {hand} hand or delete that key")
+            continue
+        fs = sorted({f for f, _, _ in hand_keys} - set(outside))
+        if fs:
+            if fs[-1] >= frames:
+                raise GenerationError(f"a key on the {hand} hand is at frame {fs[-1]}, past the {frames} frames "
+                                      "to generate: lengthen the duration or turn off Keep keys")
+            parts.append(EngineConstraints.keyframes(ref, fs, hands=(hand,)))
+    for h in locked:
+        parts.append(EngineConstraints.lock_hand(src, HANDS[h]))
+        what.append(f"{HANDS[h]} hand locked")
+    for hand in pins:
+        if HANDS.index(hand) in locked:
+            raise GenerationError(f"the {hand} hand is locked, so its wrist already follows the take: "
+                                  f"unpin its wrist path or unlock it")
+        fs, xyz = pinned_wrist_path(document, hand)
+        parts.append(EngineConstraints.wrist_path(hand, xyz, frames=fs))
+        what.append(f"{hand} wrist pinned ({len(fs)} frames)")
+    constraints = None
+    for p in parts:
+        constraints = p if constraints is None else constraints & p
+    if has_keys:
+        what.append(f"{sum(len(v) for v in keys.values())} keys kept")
+    desc = ("Regenerate" if regenerate else f"Generate {frames} frames") + (": " + ", ".join(what) if what else "")
+    return GenerationPlan(o.prompt, frames, o.seed, o.steps, o.guidance, o.model, constraints, desc, src,
+                          document.current_take.generated, keys if has_keys else {}, locked if regenerate else (),
+                          kept)
+
+
+__all__ = ["GenerationOptions", "GenerationPlan", "GenerationError", "plan_generation", "key_clip",
+           "pinned_wrist_path"]
