@@ -164,6 +164,106 @@ def _run_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_data(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    b = sub.add_parser("build", help="generate a procedural corpus (deterministic per seed)")
+    b.add_argument("--n", type=int, required=True, help="number of clips")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--out", required=True, help="corpus folder to create")
+    b.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    b.add_argument("--frames", type=int, default=60, help="frames per clip at 30 fps (default 60)")
+    b.add_argument("--force", action="store_true", help="replace an existing non-empty folder")
+    s = sub.add_parser("stats", help="split counts, action/verb/event/caption-length distributions, HandX Table 1")
+    s.add_argument("dir", help="corpus folder")
+    s.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    s.add_argument("--markdown", action="store_true", help="print a Markdown report")
+    m = sub.add_parser("sample", help="K clips as clip .npz files, each with a JSON sidecar (texts, actions, events)")
+    m.add_argument("dir", help="corpus folder")
+    m.add_argument("--n", type=int, default=8)
+    m.add_argument("--out", required=True, help="folder for the clips")
+    m.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
+    m.add_argument("--seed", type=int, default=0)
+    v = sub.add_parser("preview", help="PNG sheet of a few clips' key frames with their captions (no GL)")
+    v.add_argument("dir", help="corpus folder")
+    v.add_argument("--out", required=True, help="sheet.png")
+    v.add_argument("--n", type=int, default=6, help="clips (rows)")
+    v.add_argument("--cols", type=int, default=5, help="key frames per clip")
+    v.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
+    v.add_argument("--seed", type=int, default=0)
+    i = sub.add_parser("import", help="a folder of mocap -> cleaned, auto-captioned corpus (same layout)")
+    i.add_argument("src", help="folder with .npz/.npy/.json/.bvh/.fbx files (searched recursively)")
+    i.add_argument("--out", required=True, help="corpus folder to create")
+    i.add_argument("--fps", type=float, default=None, help="frame rate for files that do not give one")
+    i.add_argument("--units", default="auto", choices=("auto", "m", "cm", "mm"))
+    i.add_argument("--seed", type=int, default=0, help="split and caption wording seed")
+    i.add_argument("--min-hand-intensity", type=float, default=None, help="deg/s per hand (HandX: 25)")
+    i.add_argument("--min-avg-intensity", type=float, default=None, help="deg/s both hands (HandX: 30)")
+    i.add_argument("--force", action="store_true", help="replace an existing non-empty folder")
+
+
+def _print_progress(it, every_s: float = 3.0) -> dict:
+    """Drain a progress generator, printing a line every few seconds and every error."""
+    import time
+    last_print, last = 0.0, {}
+    for last in it:
+        if "error" in last:
+            print(f"skipped: {last['error']}", file=sys.stderr)
+        now = time.monotonic()
+        if now - last_print >= every_s or "path" in last:
+            last_print = now
+            extra = f", {last['clips']} clips" if "clips" in last else ""
+            print(f"  {last['done']}/{last['of']}{extra} ({last['clips_per_s']:g} clips/s)", flush=True)
+    return last
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    cmd = args.data_command
+    if cmd == "build":
+        from engine.data.corpus_build import build_corpus_iter
+        try:
+            last = _print_progress(build_corpus_iter(args.n, args.seed, args.out, workers=args.workers,
+                                                     frames=args.frames, force=args.force))
+        except FileExistsError as e:
+            raise CliError(str(e)) from None
+        print(f"wrote {last['path']} ({args.n} clips in {last['seconds']:.1f} s)")
+        return 0
+    if cmd == "import":
+        from dataclasses import replace
+        from engine.data.cleaning import CleaningConfig
+        from engine.data.corpus_build import import_corpus_iter
+        cfg = CleaningConfig()
+        if args.min_hand_intensity is not None:
+            cfg = replace(cfg, min_hand_intensity=args.min_hand_intensity)
+        if args.min_avg_intensity is not None:
+            cfg = replace(cfg, min_avg_intensity=args.min_avg_intensity)
+        try:
+            last = _print_progress(import_corpus_iter(args.src, args.out, fps=args.fps, units=args.units,
+                                                      seed=args.seed, cfg=cfg, force=args.force))
+        except FileExistsError as e:
+            raise CliError(str(e)) from None
+        print(f"wrote {last['path']} ({last['clips']} clips from {last['of']} source(s), {last['errors']} skipped)")
+        return 0
+    from engine.data.corpus import Corpus
+    corpus = Corpus(args.dir)
+    if cmd == "stats":
+        from engine.data.corpus_stats import corpus_stats, stats_markdown, stats_text
+        st = corpus_stats(corpus)
+        print(json.dumps(st, indent=1) if args.json else stats_markdown(st) if args.markdown else stats_text(st))
+        return 0
+    split = None if args.split == "all" else args.split
+    if cmd == "sample":
+        from engine.data.corpus_build import sample_corpus
+        written = sample_corpus(corpus, args.n, args.out, split=split, seed=args.seed)
+        print(f"wrote {len(written)} clips (+ .json sidecars) to {args.out}")
+        return 0
+    if cmd == "preview":
+        from engine.data.preview import corpus_preview
+        path = corpus_preview(corpus, args.out, n=args.n, cols=args.cols, split=split, seed=args.seed)
+        print(f"wrote {path}")
+        return 0
+    raise CliError(f"unknown data action {cmd!r}")
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "info": ("versions, device, hand backend and the skeleton", _add_info, _run_info),
     "generate": ("text -> two-hand clip (needs a generation model)", _add_generate, _run_generate),
@@ -172,6 +272,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "train": ("train a model on a corpus (diffusion, evaluator)", _add_train, _run_train),
     "eval": ("evaluate a model on the corpus test split (diffusion)", _add_eval, _run_eval),
     "bench": ("benchmarks: ik, generate", _add_bench, _run_bench),
+    "data": ("training corpora: build, stats, sample, preview, import", _add_data, _run_data),
 }
 
 
