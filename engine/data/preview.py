@@ -21,7 +21,7 @@ VIEWS = {  # camera eye position (world, metres); all look at TARGET with +y up
 }
 TARGET = np.array([0.0, 0.04, -0.32], np.float32)
 FOCAL = 2.7  # screen half-height per unit of depth-normalised height
-HAND_COLORS = ((0.55, 0.75, 0.95), (0.95, 0.72, 0.55))  # left bluish, right warm
+HAND_COLORS = ((0.93, 0.66, 0.50), (0.58, 0.72, 0.93))  # left warm, right cool: as in the app
 BACKGROUND = (33, 36, 41)
 
 
