@@ -1,0 +1,288 @@
+"""The CLUTCH motion-language model: a T5 encoder-decoder over the unified text + motion vocabulary.
+
+Built from a ``T5Config`` (never the hub); optionally started from a local (Flan-)T5 folder the
+user points to (``MotionLM.from_pretrained_t5``: the transformer body transfers, the embedding and
+output rows are resized to our vocabulary; nothing is downloaded).
+
+Decoding is constrained (``MotionStreamProcessor``, ``TextProcessor``: ``transformers``
+LogitsProcessors, also usable with ``generate``): a motion answer is ``<som>``, then at each
+position only the id range of the SHIFT stream due there (eq. 2's interleaving), then ``<eom>``;
+a text answer uses text ids only and ends with [SEP]. The result is parsed strictly
+(``MotionVocab.parse_motion``); an invalid stream raises, nothing is zero-filled.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from transformers import T5Config, T5ForConditionalGeneration  # noqa: E402
+from transformers.generation import LogitsProcessor  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+from engine.clutch.vocab import MotionVocab  # noqa: E402
+from engine.diffusion.checkpoint import (CheckpointError, load_tensors, save_tensors,  # noqa: E402
+                                         write_folder_atomically)
+
+FORMAT, VERSION = "hand-studio-clutch-lm", 1
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """T5 architecture (the vocabulary size comes from the vocab saved beside the weights).
+
+    Default: d 192, 3 encoder + 3 decoder layers, 4 heads, gated-GELU FFN 768; with the ~3.5 k
+    vocabulary of our corpus (untied input/output rows) 4.7 M parameters. Measured on the shared
+    2-core CPU, 1 thread, batch 32, 36 input / 34 target tokens, raw T5 step: ~64 samples/s
+    (d 256 same depth: 33-47; d 256 with 4+4 layers and FFN 1024: ~35) - see docs/clutch.md."""
+
+    d_model: int = 192
+    d_kv: int = 48
+    d_ff: int = 768
+    num_layers: int = 3
+    num_decoder_layers: int = 3
+    num_heads: int = 4
+    feed_forward_proj: str = "gated-gelu"
+    dropout: float = 0.1
+    relative_attention_num_buckets: int = 32
+    relative_attention_max_distance: int = 128
+    tie_word_embeddings: bool = False
+    max_input_tokens: int = 160  # prompt text + any motion given as input
+    max_text_tokens: int = 64  # a caption answer, [SEP] included
+    max_motion_steps: int = 32  # 256 frames at 8 frames per step
+
+    def t5_config(self, vocab: MotionVocab) -> T5Config:
+        return T5Config(vocab_size=vocab.size, d_model=self.d_model, d_kv=self.d_kv, d_ff=self.d_ff,
+                        num_layers=self.num_layers, num_decoder_layers=self.num_decoder_layers,
+                        num_heads=self.num_heads, feed_forward_proj=self.feed_forward_proj,
+                        dropout_rate=self.dropout, relative_attention_num_buckets=self.relative_attention_num_buckets,
+                        relative_attention_max_distance=self.relative_attention_max_distance,
+                        tie_word_embeddings=self.tie_word_embeddings, pad_token_id=vocab.pad_id,
+                        eos_token_id=vocab.eos_id, decoder_start_token_id=vocab.pad_id)
+
+    @classmethod
+    def from_t5_config(cls, c: T5Config, **overrides) -> "LMConfig":
+        return cls(d_model=c.d_model, d_kv=c.d_kv, d_ff=c.d_ff, num_layers=c.num_layers,
+                   num_decoder_layers=c.num_decoder_layers, num_heads=c.num_heads,
+                   feed_forward_proj=c.feed_forward_proj, dropout=c.dropout_rate,
+                   relative_attention_num_buckets=c.relative_attention_num_buckets,
+                   relative_attention_max_distance=c.relative_attention_max_distance,
+                   tie_word_embeddings=bool(c.tie_word_embeddings), **overrides)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LMConfig":
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"LM config has unknown fields {unknown}")
+        return cls(**d)
+
+
+# --- constrained decoding --------------------------------------------------------------------
+class MotionStreamProcessor(LogitsProcessor):
+    """Only the valid id at each decoder position of a motion answer.
+
+    Position p (tokens generated so far): 0 -> ``<som>``; then stream ``(p-1) % 4``'s range;
+    with ``steps`` given, ``<eom>`` exactly after ``4 * steps`` motion tokens; without, ``<eom>``
+    is also allowed at every step boundary and forced after ``max_steps`` steps."""
+
+    def __init__(self, vocab: MotionVocab, steps: int | None = None, max_steps: int = 32):
+        if steps is not None and not 1 <= steps <= max_steps:
+            raise ValueError(f"motion steps must be 1..{max_steps}; got {steps}")
+        self.vocab, self.steps, self.max_steps = vocab, steps, max_steps
+        V, S = vocab.size, len(vocab.streams)
+        self.S = S
+        self.only = {}
+        for name, ids in [("som", [vocab.som_id]), ("eom", [vocab.eom_id]), ("pad", [vocab.pad_id])] + \
+                [(k, list(vocab.stream_range(k))) for k in range(S)]:
+            m = torch.zeros(V, dtype=torch.bool)
+            m[ids] = True
+            self.only[name] = m
+        self.only["first_or_eom"] = self.only[0] | self.only["eom"]
+
+    def allowed(self, p: int) -> torch.Tensor:
+        """(V,) bool of the ids allowed at decoder position p."""
+        S = self.S
+        n = self.steps if self.steps is not None else self.max_steps
+        if p == 0:
+            return self.only["som"]
+        if p > S * n + 1:
+            return self.only["pad"]
+        if p == S * n + 1:
+            return self.only["eom"]
+        k = (p - 1) % S
+        if k == 0 and p > 1 and self.steps is None:
+            return self.only["first_or_eom"]
+        return self.only[k]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        allowed = self.allowed(input_ids.shape[1] - 1).to(scores.device)  # decoder start excluded
+        return scores.masked_fill(~allowed, float("-inf"))
+
+
+class TextProcessor(LogitsProcessor):
+    """A text answer: text ids only (no pad/unk/mask/cls), at least one word, [SEP] by ``max_len``."""
+
+    def __init__(self, vocab: MotionVocab, max_len: int = 64):
+        if max_len < 2:
+            raise ValueError(f"max_len must be >= 2; got {max_len}")
+        self.max_len = max_len
+        self.words = torch.zeros(vocab.size, dtype=torch.bool)
+        self.words[5:vocab.text_size] = True
+        self.eos = torch.zeros(vocab.size, dtype=torch.bool)
+        self.eos[vocab.eos_id] = True
+        self.pad = torch.zeros(vocab.size, dtype=torch.bool)
+        self.pad[vocab.pad_id] = True
+
+    def allowed(self, p: int) -> torch.Tensor:
+        if p == 0:
+            return self.words
+        if p == self.max_len - 1:
+            return self.eos
+        if p >= self.max_len:
+            return self.pad
+        return self.words | self.eos
+
+    def __call__(self, input_ids, scores):
+        allowed = self.allowed(input_ids.shape[1] - 1).to(scores.device)
+        return scores.masked_fill(~allowed, float("-inf"))
+
+
+# --- the model -------------------------------------------------------------------------------
+class MotionLM(nn.Module):
+    """T5ForConditionalGeneration + its vocabulary."""
+
+    def __init__(self, config: LMConfig, vocab: MotionVocab, t5: T5ForConditionalGeneration | None = None):
+        super().__init__()
+        self.config, self.vocab = config, vocab
+        hf_logging.set_verbosity_error()
+        self.t5 = t5 if t5 is not None else T5ForConditionalGeneration(config.t5_config(vocab))
+
+    @classmethod
+    def from_pretrained_t5(cls, folder: str | Path, vocab: MotionVocab, **overrides) -> "MotionLM":
+        """Start from a local (Flan-)T5 folder: the transformer body transfers; embedding and output
+        rows are resized to ``vocab`` (the pretrained SentencePiece rows do not match our ids)."""
+        folder = Path(folder)
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"{folder}: not a T5 folder (no config.json)")
+        t5 = T5ForConditionalGeneration.from_pretrained(folder, local_files_only=True)
+        t5.resize_token_embeddings(vocab.size)
+        t5.config.pad_token_id, t5.config.eos_token_id = vocab.pad_id, vocab.eos_id
+        t5.config.decoder_start_token_id = vocab.pad_id
+        return cls(LMConfig.from_t5_config(t5.config, **overrides), vocab, t5)
+
+    def forward(self, input_ids, attention_mask, labels=None, decoder_input_ids=None):
+        """input_ids (B, L), attention_mask (B, L), labels (B, M) with -100 = ignore -> Seq2SeqLMOutput
+        (``.loss`` mean CE over labelled tokens, ``.logits`` (B, M, V))."""
+        return self.t5(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
+                       decoder_input_ids=decoder_input_ids)
+
+    def check_input(self, ids: list[int], what: str = "input") -> None:
+        if not ids:
+            raise ValueError(f"{what} is empty")
+        if len(ids) > self.config.max_input_tokens:
+            raise ValueError(f"{what} is too long: {len(ids)} tokens, at most {self.config.max_input_tokens}")
+
+    @torch.no_grad()
+    def decode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, processor: LogitsProcessor,
+               max_len: int, stop_id: int, temperature: float = 0.0, top_k: int = 0,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Autoregressive decoding with a KV cache. -> (B, n) generated ids (decoder start excluded);
+        rows that stopped early are padded. ``temperature`` 0 = greedy."""
+        B = input_ids.shape[0]
+        dev = input_ids.device
+        enc = self.t5.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+        dec = torch.full((B, 1), self.vocab.pad_id, dtype=torch.long, device=dev)
+        done = torch.zeros(B, dtype=torch.bool, device=dev)
+        past = None
+        for _ in range(max_len):
+            out = self.t5(encoder_outputs=enc, attention_mask=attention_mask, decoder_input_ids=dec[:, -1:],
+                          past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            scores = processor(dec, out.logits[:, -1].float())  # (B, V)
+            if temperature and temperature > 0:
+                scores = scores / temperature
+                if top_k:
+                    kth = scores.topk(min(top_k, scores.shape[-1]), -1).values[:, -1:]
+                    scores = scores.masked_fill(scores < kth, float("-inf"))
+                probs = torch.softmax(scores, -1)
+                nxt = torch.multinomial(probs.cpu(), 1, generator=generator).to(dev)[:, 0]
+            else:
+                nxt = scores.argmax(-1)
+            nxt = torch.where(done, torch.full_like(nxt, self.vocab.pad_id), nxt)
+            dec = torch.cat([dec, nxt[:, None]], 1)
+            done |= nxt == stop_id
+            if bool(done.all()):
+                break
+        return dec[:, 1:]
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+def _dedupe(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tied tensors (T5's shared / embed_tokens) are stored once; aliases go in the config."""
+    seen, out, aliases = {}, {}, {}
+    for k, v in state.items():
+        key = (v.data_ptr(), tuple(v.shape), tuple(v.stride()))
+        if key in seen:
+            aliases[k] = seen[key]
+        else:
+            seen[key], out[k] = k, v
+    return out, aliases
+
+
+def save_lm(folder: str | Path, lm: MotionLM, meta: dict | None = None) -> Path:
+    """Folder: model.safetensors + config.json (LMConfig, vocab layout, meta) + tokenizer.json + vocab.json."""
+    state, aliases = _dedupe(lm.state_dict())
+    config = {"format": FORMAT, "version": VERSION, "lm": lm.config.to_dict(), "vocab": lm.vocab.to_dict(),
+              "aliases": aliases, "meta": meta or {}}
+
+    def write(tmp: Path):
+        save_tensors(tmp / WEIGHTS, state)
+        lm.vocab.save(tmp)
+        (tmp / CONFIG).write_text(json.dumps(config, indent=1))
+    return write_folder_atomically(Path(folder), write)
+
+
+def read_config(folder: str | Path, fmt: str = FORMAT) -> dict:
+    path = Path(folder) / CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not found (a checkpoint is a folder with {CONFIG} and {WEIGHTS})")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(config, dict) or config.get("format") != fmt or config.get("version") != VERSION:
+        raise CheckpointError(f"{path}: expected format {fmt!r} version {VERSION}")
+    return config
+
+
+def load_lm(folder: str | Path, device: str | torch.device = "cpu") -> tuple[MotionLM, dict]:
+    """-> (model in eval mode, config dict with ``meta``)."""
+    folder = Path(folder)
+    config = read_config(folder)
+    try:
+        vocab = MotionVocab.load(folder)
+        lm = MotionLM(LMConfig.from_dict(config["lm"]), vocab)
+    except (KeyError, TypeError, ValueError, FileNotFoundError) as e:
+        raise CheckpointError(f"{folder}: bad CLUTCH LM config or vocabulary ({e})") from None
+    state = load_tensors(folder / WEIGHTS)
+    for k, src in config.get("aliases", {}).items():
+        if src in state:
+            state[k] = state[src]
+    try:
+        lm.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{folder / WEIGHTS}: weights do not match the config ({str(e)[:300]})") from None
+    return lm.to(device).eval(), config
+
+
+__all__ = ["LMConfig", "MotionLM", "MotionStreamProcessor", "TextProcessor", "save_lm", "load_lm", "read_config"]

@@ -1,0 +1,360 @@
+"""CLUTCH with tiny configs: SHIFT quantizers, baselines, vocabulary, constrained decoding, the
+Gumbel-Softmax refinement path, instruction templates, the four training stages, checkpoints and
+the pipeline's handling of bad input."""
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from engine.clutch.baselines import part_decomposed_vqvae, standard_vqvae  # noqa: E402
+from engine.clutch.instructions import TASKS, TEMPLATES, make_instruction, pick_template  # noqa: E402
+from engine.clutch.language_model import (LMConfig, MotionLM, MotionStreamProcessor, TextProcessor,  # noqa: E402
+                                          load_lm, save_lm)
+from engine.clutch.refine import RefineConfig, freeze, keypoints_from_rep, refine_losses  # noqa: E402
+from engine.clutch.shift import STREAMS, Quantizer, ShiftConfig, ShiftTokenizer, load_shift, save_shift  # noqa: E402
+from engine.clutch.vocab import InvalidMotionStream, MotionVocab, build_vocab, minilm_vocab  # noqa: E402
+from engine.diffusion.representation import clip_to_tensor  # noqa: E402
+
+TINY_SHIFT = ShiftConfig(codebook_size=16, code_dim=8, width=16, res_blocks=1, ema_decay=0.9)
+TINY_LM = LMConfig(d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=4, dropout=0.0)
+
+
+def _caption(labels) -> str:
+    if not labels:
+        return "the hands rest"
+    a = labels[0]
+    hand = "both hands" if a["hands"] == "both" else f"the {a['lead']} hand"
+    return f"{hand} {a['action'].replace('_', ' ')}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """1 torch thread: on the shared 2-core machine 2 threads are 5-25x slower under load."""
+    from engine.threads import torch_threads
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def clips():
+    from engine.data.synth import generate_clip
+    return [generate_clip(s) for s in range(24)]
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory, clips):
+    """24 synthetic clips written in the corpus layout (meta.json, index.jsonl, shards/000.npz)."""
+    from engine.data.corpus import clip_id
+    root = tmp_path_factory.mktemp("corpus")
+    (root / "shards").mkdir()
+    arrays = {k: np.stack([getattr(c, k) for c, _ in clips]).astype(np.float32)
+              for k in ("transl", "global_orient", "hand_pose", "betas")}
+    arrays["joints"] = np.stack([c.joints for c, _ in clips]).astype(np.float16)
+    np.savez(root / "shards" / "000.npz", **arrays)
+    splits = ["train"] * 20 + ["val"] * 2 + ["test"] * 2
+    with open(root / "index.jsonl", "w") as f:
+        for i, (c, labels) in enumerate(clips):
+            cap = _caption(labels)
+            texts = [{"level": lv, "text": cap if lv < 3 else f"{cap} slowly", "left": "", "right": ""} for lv in range(1, 6)]
+            f.write(json.dumps({"id": clip_id(i), "shard": 0, "row": i, "split": splits[i], "texts": texts,
+                                "action": cap, "actions": [], "events": {}, "event_types": [], "source": "test"}) + "\n")
+    meta = {"format_version": 1, "kind": "hand-studio-corpus", "n": 24, "frames": 60, "fps": 30, "seed": 0,
+            "source": "test", "splits": {"train": 20, "val": 2, "test": 2}, "shards": ["shards/000.npz"]}
+    (root / "meta.json").write_text(json.dumps(meta))
+    return root
+
+
+@pytest.fixture(scope="module")
+def motion(clips):
+    return torch.stack([clip_to_tensor(c) for c, _ in clips[:6]])  # (6, 60, 2, 99)
+
+
+@pytest.fixture(scope="module")
+def vocab(clips):
+    return MotionVocab(build_vocab([_caption(l) for _, l in clips] + ["describe this hand motion"], margin=20),
+                       TINY_SHIFT.codebook_size)
+
+
+# --- SHIFT -----------------------------------------------------------------------------------
+def test_shift_shapes_gradients_and_stats(motion):
+    torch.manual_seed(0)
+    model = ShiftTokenizer(TINY_SHIFT)
+    model.set_stats(motion)
+    model.train()
+    out = model(motion)
+    assert out["recon"].shape == motion.shape
+    assert set(out["codes"]) == set(STREAMS) and all(c.shape == (6, 8) for c in out["codes"].values())
+    out["losses"]["total"].backward()
+    for s in STREAMS:
+        g = [p.grad for p in model.encoders[s].parameters()]
+        assert all(x is not None and x.abs().sum() > 0 for x in g), f"no gradient reaches encoder {s}"
+        assert 0 < out["stats"][f"usage_{s}"] <= 1 and 1 <= out["stats"][f"perplexity_{s}"] <= 16
+    for k in ("recon", "vel", "codebook", "commit", "total"):
+        assert torch.isfinite(out["losses"][k])
+    model.eval()
+    for T, n in ((60, 8), (61, 8), (64, 8), (65, 9), (8, 1), (3, 1)):
+        codes = model.encode(motion[:2, :T] if T <= 60 else torch.cat([motion[:2], motion[:2, :T - 60]], 1))
+        assert all(c.shape == (2, n) for c in codes.values())
+        assert model.decode(codes, T).shape == (2, T, 2, 99)
+    with pytest.raises(ValueError):
+        model.decode({s: torch.full((1, 2), 99) for s in STREAMS})
+    with pytest.raises(ValueError):
+        model.decode({"tl": torch.zeros(1, 2, dtype=torch.long)})
+    with pytest.raises(ValueError):
+        model(torch.zeros(1, 60, 2, 98))
+
+
+def test_dead_codes_are_reset():
+    torch.manual_seed(0)
+    q = Quantizer(ShiftConfig(codebook_size=16, code_dim=4, ema_decay=0.5, dead_threshold=0.2)).train()
+    q(torch.randn(2, 4, 8))  # initialises the codebook on data
+    before = q.codebook.detach().clone()
+    z = torch.zeros(2, 4, 8) + torch.tensor([5.0, 5.0, 5.0, 5.0])[None, :, None]  # one region only
+    resets = []
+    for _ in range(6):
+        q(z + 0.01 * torch.randn_like(z))
+        resets.append(q.last_reset)
+    assert max(resets) > 0
+    moved = (q.codebook.detach() - before).norm(dim=1) > 1.0
+    assert moved.sum() >= max(resets)  # reset codes now sit near recent encoder outputs (~5)
+
+
+def test_baselines_same_budget(motion):
+    shift = ShiftTokenizer(ShiftConfig())
+    n_shift = sum(p.numel() for p in shift.parameters() if p.requires_grad)
+    for model, streams in ((standard_vqvae(TINY_SHIFT), 1), (part_decomposed_vqvae(TINY_SHIFT), 2)):
+        model.set_stats(motion)
+        out = model(motion[:2])
+        assert out["recon"].shape == (2, 60, 2, 99) and len(out["codes"]) == streams
+        assert model.config.codebook_size * streams == 4 * TINY_SHIFT.codebook_size
+    for model in (standard_vqvae(), part_decomposed_vqvae()):
+        n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        assert 0.75 < n / n_shift < 1.35
+
+
+# --- vocabulary --------------------------------------------------------------------------------
+def test_vocab_layout_and_pruned_roundtrip(clips, vocab):
+    ranges = [vocab.stream_range(s) for s in STREAMS]
+    sets = [set(r) for r in ranges]
+    assert all(len(s) == 16 for s in sets)
+    assert all(not (a & b) for i, a in enumerate(sets) for b in sets[i + 1:])
+    specials = {vocab.som_id, vocab.eom_id, vocab.motion_mask_id, vocab.pad_id, vocab.eos_id}
+    assert len(specials) == 5 and not specials & set().union(*sets)
+    assert min(ranges[0]) == vocab.text_size + 3 and max(ranges[-1]) == vocab.size - 1
+    assert vocab.tokenizer.id_to_token(vocab.stream_range("pr").start) == "<motion_pr_0>"
+    assert vocab.text_size < 600 < len(minilm_vocab())
+    full = build_vocab(["x"], margin=0, source=None)  # a pruned vocab still spells unseen words
+    assert full.encode("zebra", add_special_tokens=False).ids and 1 not in full.encode("zebra").ids
+    from tokenizers import Tokenizer
+    from engine.diffusion.text_encoder import model_dir
+    ref = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
+    for _, labels in clips:
+        s = _caption(labels).capitalize() + ", twice!"
+        ids = vocab.encode_text(s)
+        assert vocab.unk_id not in ids
+        assert vocab.decode_text(ids) == ref.decode(ref.encode(s).ids)
+    with pytest.raises(ValueError):
+        vocab.encode_text("   ")
+    with pytest.raises(ValueError):
+        build_vocab(["", "  "])
+
+
+def test_interleaved_stream_layout(vocab):
+    codes = {s: torch.arange(3) + k for k, s in enumerate(STREAMS)}
+    ids = vocab.motion_ids(codes)
+    assert ids[0] == vocab.som_id and ids[-1] == vocab.eom_id and len(ids) == 3 * 4 + 2
+    for step in range(3):
+        for k, s in enumerate(STREAMS):  # eq. 2: per step tl, pl, tr, pr
+            assert ids[1 + 4 * step + k] == vocab.stream_range(s).start + step + k
+    back = vocab.parse_motion(ids + [vocab.pad_id, vocab.eos_id])
+    assert all(torch.equal(back[s], codes[s]) for s in STREAMS)
+    bad = {
+        "no som": ids[1:],
+        "no eom": ids[:-1],
+        "wrong order": [ids[0], ids[2], ids[1]] + ids[3:],
+        "partial step": ids[:-2] + [ids[-1]],
+        "text inside": ids[:3] + [vocab.encode_text("hand")[0]] + ids[4:],
+        "after eom": ids + [vocab.stream_range("tl").start],
+        "empty": [vocab.som_id, vocab.eom_id],
+    }
+    for name, b in bad.items():
+        with pytest.raises(InvalidMotionStream):
+            vocab.parse_motion(b)
+    with pytest.raises(ValueError):
+        vocab.motion_ids({**codes, "pr": torch.tensor([0, 1, 99])})
+
+
+def test_constrained_decoding(vocab):
+    torch.manual_seed(0)
+    lm = MotionLM(TINY_LM, vocab).eval()
+    inp = torch.tensor([vocab.encode_text("the right hand waves")] * 2)
+    am = torch.ones_like(inp, dtype=torch.bool)
+    out = lm.decode(inp, am, MotionStreamProcessor(vocab, steps=3), max_len=14, stop_id=vocab.eom_id,
+                    temperature=1.0, generator=torch.Generator().manual_seed(0))
+    for row in out.tolist():
+        assert row[0] == vocab.som_id and row[-1] == vocab.eom_id and len(row) == 14
+        for p, t in enumerate(row[1:-1]):
+            assert t in vocab.stream_range(p % 4)
+        assert all(c.shape == (3,) for c in vocab.parse_motion(row).values())
+    free = lm.decode(inp, am, MotionStreamProcessor(vocab, None, max_steps=2), max_len=12, stop_id=vocab.eom_id)
+    for row in free.tolist():
+        vocab.parse_motion(row)
+    text = lm.decode(inp, am, TextProcessor(vocab, max_len=6), max_len=6, stop_id=vocab.eos_id)
+    for row in text.tolist():
+        body = row[:row.index(vocab.eos_id)]
+        assert body and all(5 <= t < vocab.text_size for t in body)
+    # the processor works with transformers' own generate too
+    from transformers import LogitsProcessorList
+    g = lm.t5.generate(input_ids=inp[:1], attention_mask=am[:1], max_new_tokens=10, do_sample=False,
+                       logits_processor=LogitsProcessorList([MotionStreamProcessor(vocab, steps=2)]),
+                       eos_token_id=vocab.eom_id)
+    vocab.parse_motion(g[0, 1:].tolist())
+    with pytest.raises(ValueError):
+        MotionStreamProcessor(vocab, steps=0)
+
+
+# --- refinement --------------------------------------------------------------------------------
+def test_gumbel_path_reaches_lm_not_shift(vocab, motion, clips):
+    from engine.hands import load_hands
+    torch.manual_seed(0)
+    shift = ShiftTokenizer(TINY_SHIFT)
+    shift.set_stats(motion)
+    freeze(shift)
+    lm = MotionLM(TINY_LM, vocab).train()
+    codes = shift.encode(motion[:2])
+    labels = torch.tensor([vocab.motion_ids({s: c[i] for s, c in codes.items()}) for i in range(2)])
+    inp = torch.tensor([vocab.encode_text("the right hand waves")] * 2)
+    hands = load_hands("default")
+    betas = torch.zeros(2, 2, 10)
+    with torch.no_grad():
+        j_gt = keypoints_from_rep(hands, motion[:2], betas)
+    loss = refine_losses(lm, shift, hands, inp, torch.ones_like(inp, dtype=torch.bool), labels, motion[:2], betas,
+                         j_gt, torch.tensor([0.0, 0.0]), RefineConfig())
+    assert torch.isfinite(loss["total"]) and loss["rec_joints"] > 0
+    loss["total"].backward()  # alpha = 0: only the reconstruction path carries gradient
+    assert lm.t5.lm_head.weight.grad is not None and lm.t5.lm_head.weight.grad.abs().sum() > 0
+    assert lm.t5.encoder.block[0].layer[0].SelfAttention.q.weight.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in shift.parameters())
+
+
+# --- instructions ------------------------------------------------------------------------------
+def test_instruction_templates(vocab, clips):
+    codes = {s: torch.arange(8) % 16 for s in STREAMS}
+    for task in TASKS:
+        assert len(TEMPLATES[task]) >= 10 and len(set(TEMPLATES[task])) == len(TEMPLATES[task])
+        assert pick_template(task, 3) == pick_template(task, 3)
+        assert len({pick_template(task, s) for s in range(200)}) >= 8
+        for seed in range(20):
+            ins = make_instruction(vocab, task, "the left hand waves", codes, seed)
+            assert ins == make_instruction(vocab, task, "the left hand waves", codes, seed)
+            if task == "m2t":
+                assert ins.target_ids[-1] == vocab.eos_id and vocab.som_id in ins.input_ids
+            else:
+                parsed = vocab.parse_motion(ins.target_ids)
+                n = len(parsed["tl"])
+                assert (n == 8) if task == "t2m" else (1 <= n < 8)
+    with pytest.raises(ValueError):
+        pick_template("dance", 0)
+
+
+# --- training, checkpoints, pipeline -------------------------------------------------------------
+def _falls(items):
+    tot = [i["loss"]["total"] for i in items]
+    k = max(2, len(tot) // 4)
+    return np.mean(tot[-k:]) < np.mean(tot[:k])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, corpus_dir):
+    from engine.training.train_clutch import StageConfig, load_split, train_iter
+    out = tmp_path_factory.mktemp("run")
+    data = load_split(corpus_dir, "train")
+    assert len(data) == 20 and data.frames == 60
+    cfg = StageConfig(batch=8, lr=3e-3, warmup=2, seed=0, device="cpu", ckpt_every=1000, vocab_margin=20)
+    steps = {"shift": 120, "pretrain": 40, "refine": 30, "instruct": 30}
+    logs = {}
+    for stage, n in steps.items():
+        logs[stage] = list(train_iter(stage, data, out, StageConfig(**{**cfg.__dict__, "steps": n}),
+                                      shift_cfg=TINY_SHIFT, lm_cfg=TINY_LM))
+    return out, logs, data
+
+
+def test_training_stages_reduce_loss(run_dir):
+    out, logs, _ = run_dir
+    for stage, items in logs.items():
+        assert items[-1]["step"] == items[-1]["of"] and "checkpoint" in items[-1]
+        assert _falls(items), f"{stage} loss did not fall: {[round(i['loss']['total'], 3) for i in items]}"
+        assert (out / stage / "model" / "config.json").is_file()
+    assert {"usage_tl", "perplexity_pr"} <= set(logs["shift"][-1]["stats"])
+    assert {"lm", "rec", "rec_joints"} <= set(logs["refine"][-1]["loss"])
+
+
+def test_resume_continues_from_state(run_dir, corpus_dir):
+    from engine.training.train_clutch import StageConfig, train_iter
+    out, logs, data = run_dir
+    cfg = StageConfig(steps=43, batch=8, lr=3e-3, warmup=2, device="cpu", ckpt_every=1000, vocab_margin=20)
+    items = list(train_iter("pretrain", data, out, cfg, shift_cfg=TINY_SHIFT, lm_cfg=TINY_LM))
+    assert [i["step"] for i in items] == [41, 42, 43]
+
+
+def test_checkpoint_roundtrip_and_pipeline(run_dir, tmp_path, clips):
+    from engine.clutch.pipeline import load_pipeline
+    from engine.motion.clip import Clip
+    out, _, data = run_dir
+    shift, _ = load_shift(out / "shift" / "model")
+    lm, cfg = load_lm(out / "instruct" / "model")
+    assert cfg["meta"]["prompt_style"] == "instruct"
+    x = data.x[:3]
+    save_shift(tmp_path / "s", shift)
+    save_lm(tmp_path / "l", lm)
+    shift2, _ = load_shift(tmp_path / "s")
+    lm2, _ = load_lm(tmp_path / "l")
+    assert all(torch.equal(a, b) for a, b in zip(shift.encode(x).values(), shift2.encode(x).values()))
+    assert torch.equal(shift.x_std, shift2.x_std)
+    inp = torch.tensor([lm.vocab.encode_text("both hands rub palms")])
+    am = torch.ones_like(inp, dtype=torch.bool)
+    assert torch.allclose(lm(inp, am, decoder_input_ids=torch.zeros(1, 3, dtype=torch.long)).logits,
+                          lm2(inp, am, decoder_input_ids=torch.zeros(1, 3, dtype=torch.long)).logits)
+
+    pipe = load_pipeline(out / "instruct" / "model", out / "shift" / "model")
+    clip = pipe.generate("the right hand waves", frames=60, seed=1)
+    assert isinstance(clip, Clip) and clip.num_frames == 60 and np.isfinite(clip.hand_pose).all()
+    assert pipe.generate("the right hand waves", frames=20, seed=1).num_frames == 20
+    a = pipe.generate_tokens("both hands rub palms", 60, seed=3)
+    assert all(torch.equal(a[s], pipe.generate_tokens("both hands rub palms", 60, seed=3)[s]) for s in STREAMS)
+    text = pipe.caption(clips[0][0])
+    assert isinstance(text, str) and text.strip()
+
+    # bad input: one clear error each
+    for bad in ("", "   "):
+        with pytest.raises(ValueError, match="empty"):
+            pipe.generate(bad)
+    for frames in (0, 7, 10_000, 60.0):
+        with pytest.raises(ValueError, match="frames"):
+            pipe.generate("the right hand waves", frames=frames)
+    short = Clip(clips[0][0].transl[:5], clips[0][0].global_orient[:5], clips[0][0].hand_pose[:5])
+    with pytest.raises(ValueError, match="too short"):
+        pipe.caption(short)
+    with pytest.raises(InvalidMotionStream):
+        pipe.vocab.parse_motion([pipe.vocab.som_id, pipe.vocab.eos_id])
+
+
+def test_tokenizer_metrics(run_dir):
+    from engine.clutch.evaluate import format_table, procrustes_align, tokenizer_metrics
+    from engine.hands import load_hands
+    out, _, data = run_dir
+    shift, _ = load_shift(out / "shift" / "model")
+    m = tokenizer_metrics(shift, data.x[:4], data.betas[:4], load_hands("default"))
+    assert all(np.isfinite(v) and v >= 0 for v in m.values()) and m["pa_mpjpe_mm"] <= m["mpjpe_mm"] + 1e-6
+    assert "MPJPE" in format_table({"SHIFT": m})
+    g = torch.randn(3, 21, 3, dtype=torch.float64)
+    R = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))[0]
+    R = R * torch.det(R)  # a proper rotation
+    assert torch.allclose(procrustes_align(1.7 * g @ R + 0.3, g), g, atol=1e-9)
