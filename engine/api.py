@@ -24,6 +24,7 @@ from engine.resources import resource_path, resources_dir
 __all__ = ["Studio", "Prompt", "Clip", "ClipError", "Constraints", "ModelNotAvailable", "resolve_device"]
 
 
+SHIPPED_CLUTCH = "models/clutch"  # = engine.clutch.pipeline.SHIPPED
 SHIPPED_DIFFUSION = "models/diffusion"  # = engine.diffusion.pipeline.SHIPPED (not imported: keeps `info` light)
 
 
@@ -72,36 +73,60 @@ class Studio:
         folder = Path(self.diffusion) if self.diffusion else resource_path(SHIPPED_DIFFUSION)
         return folder if (folder / "config.json").is_file() else None
 
+    @staticmethod
+    def _clutch_folder() -> Path | None:
+        folder = resource_path(SHIPPED_CLUTCH)
+        return folder if all((folder / s / "config.json").is_file() for s in ("shift", "lm")) else None
+
     @property
     def models(self) -> dict[str, str]:
         """Generation models installed: name -> checkpoint folder."""
-        folder = self._diffusion_folder()
-        return {"diffusion": str(folder)} if folder else {}
+        out = {}
+        if self._diffusion_folder():
+            out["diffusion"] = str(self._diffusion_folder())
+        if self._clutch_folder():
+            out["clutch"] = str(self._clutch_folder())
+        return out
 
     def pipeline(self, model: str = "diffusion"):
         """The loaded generation pipeline of ``model`` (loaded once)."""
         if model not in self.models:
             raise ModelNotAvailable(f"generation model {model!r} is not installed; installed: "
                                     f"{sorted(self.models) or 'none'} (see `hand-studio info`)")
-        if not hasattr(self, "_pipeline"):
-            from engine.diffusion.pipeline import load_pipeline
-            self._pipeline = load_pipeline(self._diffusion_folder(), self.device, hands=self.hands)
-        return self._pipeline
+        cache = self.__dict__.setdefault("_pipelines", {})
+        if model not in cache:
+            if model == "clutch":
+                from engine.clutch.pipeline import load_clutch
+                cache[model] = load_clutch(self._clutch_folder(), self.device)
+            else:
+                from engine.diffusion.pipeline import load_pipeline
+                cache[model] = load_pipeline(self._diffusion_folder(), self.device, hands=self.hands)
+        return cache[model]
 
     def generate_iter(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, model: str = "diffusion",
                       constraints: Constraints | None = None, steps: int | None = None):
         """Generator yielding ``{"step", "of", "preview"}`` per denoising step, then the result;
         close it to cancel. Bad input raises when this is called."""
+        if model == "clutch":
+            raise ValueError("the clutch model generates in one pass: use generate(); it takes no "
+                             "constraints or steps")
         return self.pipeline(model).generate_iter(prompt, frames, seed, constraints, steps)
 
     def generate(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, model: str = "diffusion",
                  constraints: Constraints | None = None, steps: int | None = None) -> Clip:
         """Text -> clip with the named model."""
+        if model == "clutch":
+            if constraints is not None or steps is not None:
+                raise ValueError("the clutch model takes no constraints or steps; use model='diffusion'")
+            return self.pipeline(model).generate(prompt, frames, seed)
         return self.pipeline(model).generate(prompt, frames, seed, constraints, steps)
 
     def caption(self, clip: Clip) -> str:
-        """Motion -> text."""
-        raise ModelNotAvailable("no captioning model is installed (see `hand-studio info`)")
+        """Motion -> text, with the CLUTCH model."""
+        if self._clutch_folder() is None:
+            raise ModelNotAvailable("no captioning model is installed: CLUTCH ships under "
+                                    f"resources/{SHIPPED_CLUTCH} (see `hand-studio info`)")
+        return self.pipeline("clutch").caption(clip)
 
     def info(self) -> dict:
         """Versions, device, hand backend and the skeleton contract."""

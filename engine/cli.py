@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 from engine.diffusion import cli_commands as _diffusion_cli
@@ -75,26 +76,67 @@ def _subparsers(p: argparse.ArgumentParser) -> argparse._SubParsersAction:
 
 def _add_train(p: argparse.ArgumentParser) -> None:
     from engine.evaluation import run as ev
+    from engine.training import train_clutch
     _diffusion_cli.add_train_arguments(p)
     ev.add_train_evaluator_arguments(_subparsers(p).add_parser(
         "evaluator", help="the shared text-motion evaluator (contrastive, frozen after training)"))
+    train_clutch.add_arguments(_subparsers(p).add_parser(
+        "clutch", help="CLUTCH: SHIFT tokenizer, then the T5 stages pretrain / refine / instruct"))
 
 
 def _run_train(args: argparse.Namespace) -> int:
     if args.model == "evaluator":
         from engine.evaluation import run as ev
         return ev.run_train_evaluator(args)
+    if args.model == "clutch":
+        from engine.training import train_clutch
+        return train_clutch.run(args)
     return _diffusion_cli.run_train(args)
 
 
 def _add_eval(p: argparse.ArgumentParser) -> None:
     from engine.evaluation import run as ev
     ev.add_eval_arguments(p)
+    t = _subparsers(p).add_parser("tokenizer", help="SHIFT vs the single-codebook and per-hand VQ-VAEs "
+                                                    "(CLUTCH Table 4 layout) on the test split")
+    t.add_argument("--data", required=True, help="corpus folder")
+    t.add_argument("--run", required=True, help="train clutch run folder (OUT/shift, OUT/shift_pd, OUT/shift_standard)")
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    if args.model == "tokenizer":
+        from engine.clutch.evaluate import format_table, tokenizer_metrics
+        from engine.clutch.shift import load_shift
+        from engine.hands import load_hands
+        from engine.training.train_clutch import load_split
+        data = load_split(args.data, "test")
+        rows = {}
+        for name, sub in (("SHIFT", "shift"), ("PD VQ-VAE", "shift_pd"), ("Std. VQ-VAE", "shift_standard")):
+            folder = Path(args.run) / sub / "model"
+            if not (folder / "config.json").is_file():
+                print(f"note: {folder} not found; {name} row skipped", file=sys.stderr)
+                continue
+            model, _ = load_shift(folder)
+            rows[name] = tokenizer_metrics(model, data.x, data.betas, load_hands("default"))
+        if not rows:
+            raise CliError(f"no tokenizer models under {args.run} (expected shift/, shift_pd/, shift_standard/)")
+        print(format_table(rows))
+        return 0
     from engine.evaluation import run as ev
     return ev.run_eval(args)
+
+
+def _add_caption(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="a clip (any format `import` reads)")
+    p.add_argument("--device", default="auto")
+
+
+def _run_caption(args: argparse.Namespace) -> int:
+    from engine.api import Studio
+    from engine.motion.clip import Clip
+    clip = Clip.load(args.file)
+    print(Studio.load(device=args.device).caption(clip))
+    return 0
 
 
 def _add_bench(p: argparse.ArgumentParser) -> None:
@@ -269,8 +311,9 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "generate": ("text -> two-hand clip (needs a generation model)", _add_generate, _run_generate),
     "export": ("clip -> FBX / BVH / glTF (.glb) / npz", _add_export, _run_export),
     "import": ("npz / MANO params / keypoints / BVH / FBX -> clip (.npz)", _add_import, _run_import),
-    "train": ("train a model on a corpus (diffusion, evaluator)", _add_train, _run_train),
-    "eval": ("evaluate a model on the corpus test split (diffusion)", _add_eval, _run_eval),
+    "train": ("train a model on a corpus (diffusion, evaluator, clutch)", _add_train, _run_train),
+    "eval": ("evaluate a model on the corpus test split (diffusion, tokenizer)", _add_eval, _run_eval),
+    "caption": ("clip -> text (needs a captioning model)", _add_caption, _run_caption),
     "bench": ("benchmarks: ik, generate", _add_bench, _run_bench),
     "data": ("training corpora: build, stats, sample, preview, import", _add_data, _run_data),
 }

@@ -61,3 +61,14 @@ def test_import_contract_holds():
     r = subprocess.run([exe], capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "0 broken" in r.stdout and "KEPT" in r.stdout
+
+
+def test_caption_without_a_model_and_bad_file(tmp_path):
+    from engine.motion.clip import Clip
+    Clip.rest(30).save(tmp_path / "r.npz")
+    r = run("caption", str(tmp_path / "r.npz"))
+    assert r.returncode == 2 and "no captioning model" in r.stderr
+    r = run("caption", str(tmp_path / "missing.npz"))
+    assert r.returncode == 2 and "missing.npz" in r.stderr
+    r = run("generate", "wave", "--model", "clutch", "--out", str(tmp_path / "c.npz"))
+    assert r.returncode == 2 and "not installed" in r.stderr
