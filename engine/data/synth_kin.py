@@ -189,7 +189,7 @@ THUMB = {  # (twist, spread, bend, mcp, ip) degrees
     "relaxed": (10, 0, 12, 15, 15),
     "along": (0, 12, 2, 5, 5),  # flat hand, thumb beside the index
     "out": (-10, -14, -8, 0, 0),  # abducted: spread hand, L, thumbs up
-    "wrap": (35, 30, 35, 45, 35),  # over the curled index and middle (fist)
+    "wrap": (35, 30, 35, 58, 72),  # over the curled index and middle (fist): MCP ~60, IP ~70 as in a real fist
     "tuck": (35, 22, 40, 55, 45),  # across the palm, over ring/pinky (counting)
     "side": (10, 25, 10, 30, 20),  # against the side of the curled index (point)
 }
