@@ -303,7 +303,9 @@ def test_plan_names_bad_combinations_without_qt(start_clip):
         plan_generation(doc, GenerationOptions(prompt=Prompt("wave"), extend=True))
 
 
-def test_no_model_disables_generate(qtbot, studio, small_clip, tmp_path):
+def test_no_model_disables_generate(qtbot, studio, small_clip, tmp_path, monkeypatch):
+    import engine.api
+    monkeypatch.setattr(engine.api, "resource_path", lambda rel: tmp_path / "no-resources" / rel)
     assert studio.models == {}
     w = MainWindow(studio, Document(small_clip), settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat),
                    recovery_dir=tmp_path / "recovery")

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from engine.diffusion.representation import NUM_ROT_CHANNELS
-from engine.motion.rotations import matrix_to_axis_angle, rot6d_to_matrix
+from engine.diffusion.representation import keypoints_from_rep
 
 JOINT_UNIT = 0.02  # keypoint errors in units of 2 cm, as in the diffusion model's losses
 
@@ -39,16 +38,6 @@ def freeze(module: torch.nn.Module) -> torch.nn.Module:
     for p in module.parameters():
         p.requires_grad_(False)
     return module
-
-
-def keypoints_from_rep(hands, x: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
-    """Raw representation (B, T, 2, 99) + betas (B, 2, 10) -> keypoints (B, T, 2, 21, 3) by FK."""
-    B, T = x.shape[:2]
-    R = rot6d_to_matrix(x[..., :NUM_ROT_CHANNELS].reshape(B, T, 2, 16, 6))
-    aa = matrix_to_axis_angle(R).reshape(B * T, 2, 16, 3)
-    tr = x[..., NUM_ROT_CHANNELS:].reshape(B * T, 2, 3)
-    be = betas[:, None].expand(B, T, 2, 10).reshape(B * T, 2, 10)
-    return hands.joints(be, aa[:, :, 0], aa[:, :, 1:].reshape(B * T, 2, 45), tr).reshape(B, T, 2, 21, 3)
 
 
 def motion_logits(logits: torch.Tensor, vocab, steps: int) -> dict[str, torch.Tensor]:

@@ -12,7 +12,7 @@ import torch
 
 from engine.hands.skeleton import HANDS, NUM_JOINTS, hand_index
 from engine.motion.clip import Clip, Prompt
-from engine.motion.rotations import axis_angle_to_rot6d, rot6d_to_axis_angle
+from engine.motion.rotations import axis_angle_to_rot6d, matrix_to_axis_angle, rot6d_to_axis_angle, rot6d_to_matrix
 
 ROT_DIM = 6
 NUM_ROT_CHANNELS = NUM_JOINTS * ROT_DIM  # 96
@@ -97,6 +97,17 @@ def denormalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch
     return x * std + mean
 
 
-__all__ = ["HANDS", "HAND_CHANNELS", "FRAME_CHANNELS", "CHANNELS", "joint_channels", "channel_mask",
+__all__ = ["HANDS", "HAND_CHANNELS", "FRAME_CHANNELS", "CHANNELS", "joint_channels", "channel_mask", "keypoints_from_rep",
            "params_to_tensor", "tensor_to_params", "clip_to_tensor", "tensor_to_clip", "compute_stats",
            "normalize", "denormalize"]
+
+
+def keypoints_from_rep(hands, x: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
+    """Raw representation (B, T, 2, 99) + betas (B, 2, 10) -> keypoints (B, T, 2, 21, 3) by FK
+    (the kinematic losses of the diffusion training and of CLUTCH's refinement)."""
+    B, T = x.shape[:2]
+    R = rot6d_to_matrix(x[..., :NUM_ROT_CHANNELS].reshape(B, T, 2, 16, 6))
+    aa = matrix_to_axis_angle(R).reshape(B * T, 2, 16, 3)
+    tr = x[..., NUM_ROT_CHANNELS:].reshape(B * T, 2, 3)
+    be = betas[:, None].expand(B, T, 2, 10).reshape(B * T, 2, 10)
+    return hands.joints(be, aa[:, :, 0], aa[:, :, 1:].reshape(B * T, 2, 45), tr).reshape(B, T, 2, 21, 3)

@@ -32,10 +32,9 @@ from engine.diffusion.checkpoint import (CheckpointError, load_tensors, save_mod
 from engine.diffusion.denoiser import BRANCHES, Denoiser, DenoiserConfig  # noqa: E402
 from engine.diffusion.ema import EMA  # noqa: E402
 from engine.diffusion.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS  # noqa: E402
-from engine.diffusion.representation import (NUM_ROT_CHANNELS, compute_stats,  # noqa: E402
+from engine.diffusion.representation import (compute_stats, keypoints_from_rep,  # noqa: E402
                                              denormalize, normalize, params_to_tensor)
 from engine.diffusion.schedulers import DDIMScheduler, SchedulerConfig  # noqa: E402
-from engine.motion.rotations import matrix_to_axis_angle, rot6d_to_matrix  # noqa: E402
 
 # Default config, batch 64, with the FK losses, on the 2-core CPU: idle machine 2 threads ~130
 # samples/s vs 1 thread ~75; while other processes run (the usual case here) 1 thread 56-70 vs
@@ -180,16 +179,6 @@ def dataset_from_clips(clips, prompts=None, text_encoder=None) -> DiffusionDatas
 
 
 # --- losses ----------------------------------------------------------------------------------
-def keypoints_from_rep(hands, x: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
-    """Raw representation (B, T, 2, 99) + betas (B, 2, 10) -> keypoints (B, T, 2, 21, 3) by FK."""
-    B, T = x.shape[:2]
-    R = rot6d_to_matrix(x[..., :NUM_ROT_CHANNELS].reshape(B, T, 2, 16, 6))
-    aa = matrix_to_axis_angle(R).reshape(B * T, 2, 16, 3)
-    tr = x[..., NUM_ROT_CHANNELS:].reshape(B * T, 2, 3)
-    be = betas[:, None].expand(B, T, 2, 10).reshape(B * T, 2, 10)
-    return hands.joints(be, aa[:, :, 0], aa[:, :, 1:].reshape(B * T, 2, 45), tr).reshape(B, T, 2, 21, 3)
-
-
 def losses(model: Denoiser, hands, x0_n: torch.Tensor, x0_pred_n: torch.Tensor, betas: torch.Tensor,
            j_gt: torch.Tensor, cfg: TrainConfig) -> dict[str, torch.Tensor]:
     """Parameter loss in normalised space + keypoint position / velocity / acceleration losses.
