@@ -56,7 +56,13 @@ class Studio:
 
     @classmethod
     def load(cls, device: str | torch.device = "auto", hand_backend: str = "default",
-             mano_dir: str | None = None, diffusion: str | os.PathLike | None = None) -> "Studio":
+             mano_dir: str | None = None, diffusion: str | os.PathLike | None = None,
+             use_registry: bool = True) -> "Studio":
+        """``diffusion`` None = the active registered model (`hand-studio models use NAME`), else the
+        shipped one; ``use_registry=False`` always means the shipped one."""
+        if diffusion is None and use_registry:
+            from engine.registry import active_model_path
+            diffusion = active_model_path("diffusion")
         if diffusion is not None and not (Path(diffusion) / "config.json").is_file():
             raise FileNotFoundError(f"diffusion checkpoint folder {diffusion} has no config.json")
         studio = cls(resolve_device(device), hand_backend, mano_dir, None if diffusion is None else str(diffusion))

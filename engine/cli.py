@@ -306,6 +306,54 @@ def _run_data(args: argparse.Namespace) -> int:
     raise CliError(f"unknown data action {cmd!r}")
 
 
+def _add_models(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    ls = sub.add_parser("list", help="registered models (* = active)")
+    ls.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    a = sub.add_parser("add", help="register a trained model folder")
+    a.add_argument("name")
+    a.add_argument("path", help="the model folder (a training run's OUT/model)")
+    a.add_argument("--kind", default="diffusion", choices=("diffusion", "clutch"))
+    a.add_argument("--base", help="the model it was fine-tuned from")
+    a.add_argument("--data", help="the corpus it was trained on")
+    a.add_argument("--metrics", help="JSON file of metrics (e.g. from hand-studio eval --json)")
+    sub.add_parser("use", help="generate with this model (in the app and the CLI)").add_argument("name")
+    sub.add_parser("use-shipped", help="go back to the shipped model of a kind").add_argument(
+        "kind", choices=("diffusion", "clutch"))
+    sub.add_parser("remove", help="forget a model (its folder stays)").add_argument("name")
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from engine.registry import Registry
+    reg, cmd = Registry(), args.models_command
+    if cmd == "list":
+        entries = reg.list()
+        active = {k: e.name for k in ("diffusion", "clutch") if (e := reg.active(k)) is not None}
+        if args.json:
+            from dataclasses import asdict
+            print(json.dumps({"models": [asdict(e) for e in entries], "active": active}, indent=2))
+        elif not entries:
+            print(f"no registered models ({reg.path}); the shipped ones are used")
+        for e in [] if args.json else entries:
+            mark = "*" if active.get(e.kind) == e.name else " "
+            print(f"{mark} {e.name:<20} {e.kind:<9} {e.date:<25} {e.path}" + (f" (from {e.base})" if e.base else ""))
+        return 0
+    if cmd == "add":
+        metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
+        e = reg.register(args.name, args.kind, args.path, base=args.base, data=args.data, metrics=metrics)
+        print(f"registered {e.name} ({e.kind}) -> {e.path}")
+    elif cmd == "use":
+        e = reg.use(args.name)
+        print(f"{e.kind} now generates with {e.name} ({e.path})")
+    elif cmd == "use-shipped":
+        reg.use_shipped(args.kind)
+        print(f"{args.kind} now generates with the shipped model")
+    elif cmd == "remove":
+        e = reg.remove(args.name)
+        print(f"removed {e.name} from the registry (the folder {e.path} is kept)")
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "info": ("versions, device, hand backend and the skeleton", _add_info, _run_info),
     "generate": ("text -> two-hand clip (needs a generation model)", _add_generate, _run_generate),
@@ -316,6 +364,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "caption": ("clip -> text (needs a captioning model)", _add_caption, _run_caption),
     "bench": ("benchmarks: ik, generate", _add_bench, _run_bench),
     "data": ("training corpora: build, stats, sample, preview, import", _add_data, _run_data),
+    "models": ("your trained models: list, add, use, use-shipped, remove", _add_models, _run_models),
 }
 
 

@@ -30,3 +30,12 @@ def studio():
     from engine.api import Studio
 
     return Studio.load(device="cpu")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_user_data(tmp_path_factory):
+    """A developer's own model registry never leaks into the tests."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HAND_STUDIO_DATA", str(tmp_path_factory.mktemp("user-data")))
+    yield
+    mp.undo()

@@ -15,10 +15,12 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        """Average the parameters; copy buffers (normalisation stats are not to be averaged)."""
         self.num_updates += 1
         d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+        params = {k for k, _ in model.named_parameters()}
         for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
+            if k in params and v.dtype.is_floating_point:
                 self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
             else:
                 self.shadow[k].copy_(v)

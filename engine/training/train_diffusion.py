@@ -1,21 +1,29 @@
 """Train the bimanual diffusion model. Read top to bottom; ``train_iter`` is a generator yielding
 progress (the GUI training panel and the CLI share it), ``main`` is the command line.
 
-    python -m engine.training.train_diffusion --data DIR --out runs/diffusion [--steps N] [--resume]
+    python -m engine.training.train_diffusion --data DIR --out runs/diffusion [--steps N]
+        [--from MODEL_FOLDER] [--val-every N] [--progress jsonl]
+    torchrun --nproc_per_node=N -m engine.training.train_diffusion ...   (data-parallel; docs/training.md)
 
 Losses (HandX §5.1 + the kinematic terms it lacks): x0 parameters in normalised space, and through
 forward kinematics of the default hand the 21 keypoints' positions, velocities and accelerations.
 Per-branch condition dropout (whole / left / right independently, and all at once) trains the null
 path that classifier-free guidance needs. EMA weights are what ships. Resumable: the run folder
 holds ``train_state/`` (weights, EMA, optimizer, step, RNG states; safetensors + JSON) and
-``model/`` (EMA weights + config, what the pipeline loads).
+``model/`` (EMA weights + config, what the pipeline loads). Fine-tuning (``--from``) starts from a
+saved model's weights and normalisation stats and keeps its config. A non-finite loss or gradient
+stops the run before the weights change; SIGTERM checkpoints and exits (how a run is paused).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import hashlib
 import math
 import os
+import shutil
+import signal
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,20 +35,27 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from engine.diffusion.checkpoint import (CheckpointError, load_tensors, save_model, save_tensors,  # noqa: E402
-                                         write_folder_atomically)
+from engine.diffusion.checkpoint import (CheckpointError, load_model, load_tensors, save_model,  # noqa: E402
+                                         save_tensors, write_folder_atomically)
 from engine.diffusion.denoiser import BRANCHES, Denoiser, DenoiserConfig  # noqa: E402
 from engine.diffusion.ema import EMA  # noqa: E402
 from engine.diffusion.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS  # noqa: E402
 from engine.diffusion.representation import (compute_stats, keypoints_from_rep,  # noqa: E402
                                              denormalize, normalize, params_to_tensor)
 from engine.diffusion.schedulers import DDIMScheduler, SchedulerConfig  # noqa: E402
+from engine.training import distributed  # noqa: E402
 
 # Default config, batch 64, with the FK losses, on the 2-core CPU: idle machine 2 threads ~130
 # samples/s vs 1 thread ~75; while other processes run (the usual case here) 1 thread 56-70 vs
 # 2 threads 23-37 (OpenMP workers spin on the busy core). 1 is the robust default; --threads 2
 # on an idle machine.
 TRAIN_THREADS = 1
+VAL_SEED = 0x7A1  # validation noise: one fixed draw, so val losses compare across steps and runs
+DISK_MARGIN = 3  # free space needed before a run = estimated checkpoint size x this
+
+
+class TrainingError(ValueError):
+    """A run cannot start or go on: diverged, too little disk space, an incompatible checkpoint."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,9 @@ class TrainConfig:
     ckpt_every: int = 1000
     device: str = "auto"
     threads: int = TRAIN_THREADS
+    val_every: int = 0  # validation loss every N steps (0 = never; needs a val dataset)
+    val_windows: int = 64  # the fixed val subset: the first N windows of the val split
+    data_shards: int = 1  # the global batch = one draw per shard, each from its own generator
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -210,9 +228,20 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 # --- checkpoints -----------------------------------------------------------------------------
-def save_train_state(folder: Path, model, ema: EMA, opt, step: int, gen: torch.Generator,
-                     model_cfg: DenoiserConfig, cfg: TrainConfig) -> Path:
-    """Everything needed to continue bit for bit: weights, EMA, optimizer, step, RNG states."""
+def _rng_tensors(gen, torch_states: dict[int, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    """Data generators (one per shard: ``data``, ``data.1``, ...) and torch RNG states per rank."""
+    gens = gen if isinstance(gen, dict) else {0: gen}
+    out = {("data" if s == 0 else f"data.{s}"): (g.get_state() if isinstance(g, torch.Generator) else g)
+           for s, g in sorted(gens.items())}
+    for r, st in sorted((torch_states or {0: torch.get_rng_state()}).items()):
+        out["torch" if r == 0 else f"torch.{r}"] = st
+    return out
+
+
+def save_train_state(folder: Path, model, ema: EMA, opt, step: int, gen, model_cfg: DenoiserConfig,
+                     cfg: TrainConfig, torch_states: dict[int, torch.Tensor] | None = None) -> Path:
+    """Everything needed to continue bit for bit: weights, EMA, optimizer, step, RNG states.
+    ``gen``: the data generator, or {shard: generator or its state} (data-parallel runs)."""
     opt_state = opt.state_dict()
     opt_tensors, opt_meta = {}, {"param_groups": opt_state["param_groups"], "state": {}}
     for pid, st in opt_state["state"].items():
@@ -222,7 +251,7 @@ def save_train_state(folder: Path, model, ema: EMA, opt, step: int, gen: torch.G
                 opt_tensors[f"{pid}.{k}"] = v
             else:
                 opt_meta["state"][str(pid)][k] = v
-    rng = {"data": gen.get_state(), "torch": torch.get_rng_state()}
+    rng = _rng_tensors(gen, torch_states)
 
     def write(tmp: Path):
         save_tensors(tmp / "model.safetensors", model.state_dict())
@@ -235,8 +264,20 @@ def save_train_state(folder: Path, model, ema: EMA, opt, step: int, gen: torch.G
     return write_folder_atomically(folder, write)
 
 
-def load_train_state(folder: Path, model, ema: EMA, opt, gen: torch.Generator) -> int:
-    """Restore a ``save_train_state`` folder into fresh objects; returns the step to continue from."""
+def recover_interrupted_swap(folder: Path) -> None:
+    """``write_folder_atomically`` moves the old folder aside, then renames the new one in; a kill
+    between the two renames leaves only ``.NAME.old<pid>``. Put that (complete) copy back."""
+    if folder.exists():
+        return
+    olds = sorted(folder.parent.glob(f".{folder.name}.old*"), key=lambda p: p.stat().st_mtime)
+    olds = [p for p in olds if (p / "state.json").is_file() or (p / "config.json").is_file()]
+    if olds:
+        os.replace(olds[-1], folder)
+
+
+def load_train_state(folder: Path, model, ema: EMA, opt, gen, rank: int = 0) -> int:
+    """Restore a ``save_train_state`` folder into fresh objects; returns the step to continue from.
+    ``gen``: the data generator, or {shard: generator} for the shards this process draws."""
     try:
         state = json.loads((folder / "state.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
@@ -251,38 +292,172 @@ def load_train_state(folder: Path, model, ema: EMA, opt, gen: torch.Generator) -
         opt_state["state"][int(pid)] = st
     opt.load_state_dict(opt_state)
     rng = load_tensors(folder / "rng.safetensors")
-    gen.set_state(rng["data"])
-    torch.set_rng_state(rng["torch"])
+    gens = gen if isinstance(gen, dict) else {0: gen}
+    saved = sum(1 for k in rng if k.split(".")[0] == "data")
+    if saved != state["train_config"].get("data_shards", 1) or max(gens) >= saved:
+        raise TrainingError(f"{folder}: written with {saved} data shard(s); resume with --data-shards {saved} "
+                            f"(any process count that divides it)")
+    for s, g in gens.items():
+        g.set_state(rng["data" if s == 0 else f"data.{s}"])
+    torch.set_rng_state(rng.get(f"torch.{rank}", rng["torch"]) if rank else rng["torch"])
     return int(state["step"])
 
 
+def _config_diff(a, b) -> str:
+    return ", ".join(f"{k} {getattr(a, k)!r} vs {getattr(b, k)!r}" for k in a.__dataclass_fields__
+                     if getattr(a, k) != getattr(b, k))
+
+
+def state_bytes(module: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+
+def check_disk_space(out_dir: Path, model: torch.nn.Module) -> None:
+    """Fail before training when the run folder's disk cannot hold DISK_MARGIN x a checkpoint
+    (train_state: weights, EMA, two Adam moments; model/: EMA weights -> about 5 x the weights).
+    Atomic writes briefly hold the old and the new copy side by side."""
+    need = DISK_MARGIN * 5 * state_bytes(model)
+    probe = Path(out_dir).absolute()
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < need:
+        raise TrainingError(f"not enough disk space for checkpoints in {out_dir}: {free / 2**20:.1f} MiB free on "
+                            f"{probe}, need {need / 2**20:.1f} MiB ({DISK_MARGIN} x the checkpoint size)")
+
+
+class ValidationSet:
+    """A small fixed subset of the val split with fixed timesteps (evenly spread over the schedule)
+    and noise (seed VAL_SEED), first caption of each window, no condition dropout: the same
+    numbers every time, so the loss is comparable across steps, runs and base vs fine-tuned."""
+
+    def __init__(self, dataset: DiffusionDataset, windows: int, scheduler: DDIMScheduler):
+        n = min(windows, len(dataset))
+        if n == 0:
+            raise TrainingError("the validation set is empty (no windows in the val split)")
+        self.batch = dataset.batch(torch.arange(n, device=dataset.x.device))
+        num = scheduler.config.num_train_timesteps
+        self.t = ((torch.arange(n) + 0.5) * num / n).long().clamp(max=num - 1).to(dataset.x.device)  # (n,)
+        self.noise = torch.randn(self.batch["x"].shape, generator=torch.Generator().manual_seed(VAL_SEED)
+                                 ).to(dataset.x.device)  # (n, T, 2, 99)
+        self.scheduler = scheduler
+
+    @torch.no_grad()
+    def evaluate(self, model: Denoiser, hands, cfg: TrainConfig, chunk: int = 64) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        sums: dict[str, float] = {}
+        n = len(self.t)
+        for i in range(0, n, chunk):
+            sl = slice(i, i + chunk)
+            x0 = normalize(self.batch["x"][sl], model.x_mean, model.x_std)
+            x_t = self.scheduler.add_noise(x0, self.noise[sl], self.t[sl])
+            memory, memory_mask = model.encode_condition(self.batch["tokens"][sl], self.batch["token_mask"][sl])
+            out = losses(model, hands, x0, model(x_t, self.t[sl], memory, memory_mask), self.batch["betas"][sl],
+                         self.batch["keypoints"][sl], cfg)
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(x0)
+        model.train(was_training)
+        return {k: v / n for k, v in sums.items()}
+
+
+class _TrainStep(torch.nn.Module):
+    """Condition encoding + denoising as one forward, so DDP sees every parameter in one call."""
+
+    def __init__(self, model: Denoiser):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x_t, t, tokens, token_mask):
+        memory, memory_mask = self.model.encode_condition(tokens, token_mask)
+        return self.model(x_t, t, memory, memory_mask)
+
+
+def _draw(dataset: DiffusionDataset, gens: dict[int, torch.Generator], per_shard: int, cfg: TrainConfig,
+          scheduler: DDIMScheduler, device) -> dict[str, torch.Tensor]:
+    """This process's part of the global batch: per shard (in order) windows, captions, timesteps,
+    noise and dropout masks from that shard's generator; concatenated over the shards."""
+    parts = []
+    for _, gen in sorted(gens.items()):
+        idx = torch.randint(0, len(dataset), (per_shard,), generator=gen).to(device)
+        b = dataset.batch(idx, gen)
+        b["t"] = scheduler.sample_timesteps(per_shard, gen, device)
+        b["noise"] = torch.randn(b["x"].shape, generator=gen).to(device)
+        b["token_mask"] = drop_conditions(b["token_mask"], cfg, gen)
+        parts.append(b)
+    return parts[0] if len(parts) == 1 else {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in module.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 # --- the loop --------------------------------------------------------------------------------
-def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: DenoiserConfig = DenoiserConfig(),
+def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: DenoiserConfig | None = None,
                cfg: TrainConfig = TrainConfig(), resume: bool = True, hands=None,
-               meta: dict | None = None) -> Iterator[dict]:
-    """Train; yield ``{"step", "of", "loss": {name: float}, "lr", "samples_per_s"}`` each step
-    (plus ``"checkpoint"`` when one was written). Close the generator to stop; resume later."""
+               meta: dict | None = None, *, init_from: str | Path | None = None,
+               val_dataset: DiffusionDataset | None = None, stop=None) -> Iterator[dict]:
+    """Train; yield ``{"step", "of", "loss": {name: float}, "lr", "samples_per_s", "eta_s", "device"}``
+    each step, plus ``"checkpoint"`` when one was written, ``"val"`` ({name: float}) every
+    ``cfg.val_every`` steps (a fresh run also yields ``{"step": 0, "of", "val"}`` first: the start
+    point), and ``"paused": True`` on the last item when ``stop()`` turned true (checkpointed).
+    Close the generator to stop without saving; resume later from the last checkpoint.
+
+    ``init_from``: a model folder (``save_model``) to fine-tune: its weights and normalisation
+    stats, its config (``model_cfg`` must be None or equal). ``model_cfg`` None = DenoiserConfig().
+    Under torchrun (``distributed.init_from_env``) every process runs this; rank 0 writes."""
     from engine.api import resolve_device
     from engine.hands import load_hands
     from engine.threads import torch_threads
 
+    ctx = distributed.context()
     out_dir = Path(out_dir)
-    device = resolve_device(cfg.device)
-    if dataset.frames != model_cfg.frames:
-        raise ValueError(f"dataset windows have {dataset.frames} frames; the model config expects {model_cfg.frames}")
-    if dataset.tokens.shape[1] > model_cfg.max_text_tokens:
-        raise ValueError(f"captions have up to {dataset.tokens.shape[1]} tokens; the model takes {model_cfg.max_text_tokens}")
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)  # data order, timesteps, noise, dropout masks
+    device = ctx.device if ctx.enabled else resolve_device(cfg.device)
+    base = None
+    if init_from is not None:
+        base, _ = load_model(init_from)
+        if model_cfg is not None and model_cfg != base.config:
+            raise TrainingError(f"{init_from}: fine-tuning keeps the checkpoint's model config, but a different one "
+                                f"was given ({_config_diff(base.config, model_cfg)})")
+        model_cfg = base.config
+    model_cfg = model_cfg if model_cfg is not None else DenoiserConfig()
+    whose = f"{init_from}: the checkpoint" if init_from is not None else "the model config"
+    for name, d in (("training", dataset), ("validation", val_dataset)):
+        if d is None:
+            continue
+        if d.frames != model_cfg.frames:
+            raise TrainingError(f"{name} windows have {d.frames} frames; {whose} expects {model_cfg.frames}")
+        if d.tokens.shape[1] > model_cfg.max_text_tokens:
+            raise TrainingError(f"{name} captions have up to {d.tokens.shape[1]} tokens; {whose} takes "
+                                f"{model_cfg.max_text_tokens}")
+    shards = cfg.data_shards
+    if shards < 1 or shards % ctx.world_size or cfg.batch % shards:
+        raise TrainingError(f"data_shards ({shards}) must divide the batch ({cfg.batch}) and be a multiple of "
+                            f"the process count ({ctx.world_size})")
+    per_proc = shards // ctx.world_size
+    mine = range(ctx.rank * per_proc, (ctx.rank + 1) * per_proc)
+    gens = {s: torch.Generator().manual_seed(distributed.shard_seed(cfg.seed, s)) for s in mine}
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = Denoiser(model_cfg)
-    mean, std = dataset.stats()
-    model.x_mean.copy_(mean)
-    model.x_std.copy_(std)
+    if base is not None:
+        model.load_state_dict(base.state_dict())  # weights and x_mean / x_std
+    else:
+        mean, std = dataset.stats()
+        model.x_mean.copy_(mean)
+        model.x_std.copy_(std)
+    if ctx.rank:
+        torch.manual_seed(distributed.shard_seed(cfg.seed, 10_000 + ctx.rank))  # own dropout stream
     model.to(device).train()
     dataset.to(device)
     hands = hands if hands is not None else load_hands("default", device=device)
     with torch_threads(cfg.threads if device.type == "cpu" else None):
         dataset.compute_keypoints(hands)
+        if val_dataset is not None and cfg.val_every and ctx.is_main:
+            val_dataset.to(device).compute_keypoints(hands)
     ema = EMA(model, cfg.ema_decay)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -292,47 +467,100 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
     scheduler = DDIMScheduler(SchedulerConfig())
     step = 0
     state_dir = out_dir / "train_state"
+    if ctx.is_main:
+        check_disk_space(out_dir, model)
+        recover_interrupted_swap(state_dir)
+    distributed.barrier()
     if resume and (state_dir / "state.json").is_file():
-        step = load_train_state(state_dir, model, ema, opt, gen)
+        step = load_train_state(state_dir, model, ema, opt, gens, rank=ctx.rank)
+    net = _TrainStep(model)
+    if ctx.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
+                                      broadcast_buffers=False)
+    val_set = val_model = None
+    if val_dataset is not None and cfg.val_every and ctx.is_main:
+        val_set, val_model = ValidationSet(val_dataset, cfg.val_windows, scheduler), Denoiser(model_cfg).to(device)
 
-    def checkpoint() -> Path:
-        save_train_state(state_dir, model, ema, opt, step, gen, model_cfg, cfg)
+    def validate() -> dict[str, float]:
+        ema.copy_to(val_model)  # the EMA weights: what ships
+        return val_set.evaluate(val_model, hands, cfg)
+
+    def checkpoint() -> dict:
+        """Collective: every rank sends its RNG states; rank 0 writes. Also checks the replicas agree."""
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            raise TrainingError(f"step {step}: non-finite weights; no checkpoint written")
+        gathered = distributed.all_gather_object(({s: g.get_state() for s, g in gens.items()},
+                                                  torch.get_rng_state(), weights_digest(model)))
+        digests = [d for _, _, d in gathered]
+        if not ctx.is_main:
+            return {}
+        if len(set(digests)) != 1:
+            raise TrainingError(f"step {step}: the ranks' weights differ ({digests})")
+        all_gens = {s: st for g, _, _ in gathered for s, st in g.items()}
+        save_train_state(state_dir, model, ema, opt, step, all_gens, model_cfg, cfg,
+                         torch_states={r: ts for r, (_, ts, _) in enumerate(gathered)})
         shipped = Denoiser(model_cfg)
         ema.copy_to(shipped)
         info = {"steps": step, "train_config": asdict(cfg), "train_windows": len(dataset),
                 "sampler_steps": DEFAULT_STEPS, "guidance": DEFAULT_GUIDANCE}
+        if init_from is not None:
+            info["base_model"] = str(init_from)
         info.update(meta or {})
-        return save_model(out_dir / "model", shipped, info)
+        out = {"checkpoint": str(save_model(out_dir / "model", shipped, info))}
+        if ctx.enabled:
+            out["rank_digests"] = digests
+        return out
 
     with torch_threads(cfg.threads if device.type == "cpu" else None):
+        if val_set is not None and step == 0:
+            yield {"step": 0, "of": cfg.steps, "val": validate()}
         t0, seen = time.perf_counter(), 0
+        per_shard = cfg.batch // shards
+        names = ("param", "joints", "vel", "acc", "total")
         while step < cfg.steps:
-            idx = torch.randint(0, len(dataset), (cfg.batch,), generator=gen).to(device)
-            b = dataset.batch(idx, gen)
-            x0 = normalize(b["x"], model.x_mean, model.x_std)  # (B, T, 2, 99)
-            t = scheduler.sample_timesteps(cfg.batch, gen, device)
-            noise = torch.randn(x0.shape, generator=gen).to(device)
-            x_t = scheduler.add_noise(x0, noise, t)
-            token_mask = drop_conditions(b["token_mask"], cfg, gen)
-            memory, memory_mask = model.encode_condition(b["tokens"], token_mask)
-            x0_pred = model(x_t, t, memory, memory_mask)
+            b = _draw(dataset, gens, per_shard, cfg, scheduler, device)
+            x0 = normalize(b["x"], model.x_mean, model.x_std)  # (B_local, T, 2, 99)
+            x_t = scheduler.add_noise(x0, b["noise"], b["t"])
+            x0_pred = net(x_t, b["t"], b["tokens"], b["token_mask"])
             loss = losses(model, hands, x0, x0_pred, b["betas"], b["keypoints"], cfg)
+            # one small collective per step: the mean loss terms and the pause flag of all ranks
+            stats = torch.tensor([float(loss[k].detach()) for k in names] + [float(bool(stop and stop()))],
+                                 dtype=torch.float64)
+            stats = distributed.all_reduce_mean(stats)
+            bad = [k for k, v in zip(names, stats[:-1].tolist()) if not math.isfinite(v)]
+            if bad:
+                raise TrainingError(f"step {step + 1}: loss {bad[0]} is {stats[names.index(bad[0])].item()} "
+                                    f"(terms {dict(zip(names, stats[:-1].tolist()))}); stopped, weights unchanged "
+                                    f"since the last checkpoint (step {step}); lower the learning rate")
 
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
             opt.zero_grad(set_to_none=True)
             loss["total"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if not torch.isfinite(grad_norm):
+                raise TrainingError(f"step {step + 1}: gradient norm is {grad_norm.item()} (loss total "
+                                    f"{stats[4].item():.4g}); stopped before the update; lower the learning rate")
             opt.step()
             ema.update(model)
             step += 1
             seen += cfg.batch
-
-            item = {"step": step, "of": cfg.steps, "loss": {k: float(v.detach()) for k, v in loss.items()},
-                    "lr": lr_at(step - 1, cfg), "samples_per_s": seen / (time.perf_counter() - t0)}
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                item["checkpoint"] = str(checkpoint())
-            yield item
+            rate = seen / (time.perf_counter() - t0)
+            item = {"step": step, "of": cfg.steps, "loss": dict(zip(names, stats[:-1].tolist())),
+                    "lr": lr_at(step - 1, cfg), "samples_per_s": rate,
+                    "eta_s": (cfg.steps - step) * cfg.batch / rate, "device": str(device)}
+            paused = bool(stats[-1] > 0) and step < cfg.steps
+            if step % cfg.ckpt_every == 0 or step == cfg.steps or paused:
+                item.update(checkpoint())
+            if val_set is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+                item["val"] = validate()
+            if paused:
+                item["paused"] = True
+            if ctx.is_main:
+                yield item
+            if paused:
+                return
 
 
 def corpus_captions(entry: dict, max_tokens: int, count_tokens) -> list[dict]:
@@ -375,39 +603,137 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="use only the first N training windows (quick runs)")
     p.add_argument("--out", required=True, help="run folder: train_state/ (resumable) and model/ (EMA weights)")
     p.add_argument("--config", help="JSON file with {'model': {...DenoiserConfig}, 'train': {...TrainConfig}}")
+    p.add_argument("--from", dest="init_from", metavar="MODEL",
+                   help="fine-tune: start from this model folder's weights and stats (its config is kept)")
     p.add_argument("--steps", type=int, help="override train.steps")
-    p.add_argument("--batch", type=int, help="override train.batch")
+    p.add_argument("--batch", type=int, help="override train.batch (the global batch under torchrun)")
+    p.add_argument("--lr", type=float, help="override train.lr")
+    p.add_argument("--warmup", type=int, help="override train.warmup")
+    p.add_argument("--ckpt-every", type=int, help="override train.ckpt_every")
+    p.add_argument("--log-every", type=int, help="override train.log_every (text progress)")
+    p.add_argument("--val-every", type=int, help="validation loss on the val split every N steps")
+    p.add_argument("--val-windows", type=int, help="size of the fixed validation subset (default 64)")
+    p.add_argument("--data-shards", type=int, help="generators the global batch is drawn from (default: the "
+                                                   "process count); fix it to resume with another process count")
     p.add_argument("--device", help="override train.device (auto, cpu, cuda)")
     p.add_argument("--seed", type=int, help="override train.seed")
     p.add_argument("--threads", type=int, help="override train.threads (torch CPU threads)")
-    p.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a state")
+    r = p.add_mutually_exclusive_group()
+    r.add_argument("--resume", action="store_true", help="continue the run in --out (an error if it has no state); "
+                                                         "without either flag a state there is continued")
+    r.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a state")
+    p.add_argument("--progress", default="text", choices=("text", "jsonl"),
+                   help="text lines (default) or one JSON object per line on stdout (for the app's runner)")
+
+
+class _Progress:
+    """Where a run reports: readable lines, or one JSON event per line (engine.training.runner)."""
+
+    def __init__(self, mode: str, log_every: int, enabled: bool = True):
+        self.jsonl, self.log_every, self.enabled, self.t0 = mode == "jsonl", log_every, enabled, time.time()
+
+    def emit(self, event: str, **fields) -> None:
+        if not self.enabled:
+            return
+        if self.jsonl:
+            print(json.dumps({"event": event, **fields}), flush=True)
+            return
+        if event == "step":
+            if fields["step"] % self.log_every and "checkpoint" not in fields:
+                return
+            losses_txt = " ".join(f"{k} {v:.4f}" for k, v in fields["loss"].items())
+            print(f"step {fields['step']}/{fields['of']} {losses_txt} lr {fields['lr']:.2e} "
+                  f"{fields['samples_per_s']:.1f} samples/s {time.time() - self.t0:.0f}s eta {fields['eta_s']:.0f}s"
+                  + (f" -> {fields['checkpoint']}" if "checkpoint" in fields else ""), flush=True)
+        elif event == "val":
+            print(f"val at step {fields['step']}: " + " ".join(f"{k} {v:.4f}" for k, v in fields["val"].items()),
+                  flush=True)
+        elif event == "start":
+            print(f"{fields['windows']} windows of {fields['frames']} frames on {fields['device']} "
+                  f"(x{fields['world_size']}); model {fields['model_config']}; train {fields['train_config']}",
+                  flush=True)
+        elif event == "done":
+            print(("paused at" if fields.get("paused") else "done at") + f" step {fields['step']}: {fields['model']}",
+                  flush=True)
+        elif event == "error":
+            print(f"error: {fields['message']}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    model_cfg, cfg = DenoiserConfig(), TrainConfig()
+    """The command line. SIGTERM asks for a checkpoint at the end of the current step, then exit 0."""
+    progress = _Progress(getattr(args, "progress", "text"), TrainConfig.log_every)
+    stop_requested: list[int] = []
+    import threading
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.append(signum)) if on_main else None
+    try:
+        return _run(args, progress, stop_requested)
+    except Exception as e:  # noqa: BLE001 - a run reports every failure as one event, then exits
+        if not progress.jsonl:
+            raise
+        progress.emit("error", message=str(e), type=type(e).__name__)
+        return 2 if isinstance(e, (ValueError, FileNotFoundError)) else 1
+    finally:
+        distributed.cleanup()
+        if on_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace, progress: _Progress, stop_requested: list[int]) -> int:
+    model_cfg, cfg = None, TrainConfig()
     if args.config:
         d = json.loads(Path(args.config).read_text())
-        model_cfg = DenoiserConfig.from_dict(d.get("model", {}))
+        if "model" in d:
+            model_cfg = DenoiserConfig.from_dict(d["model"])
         cfg = TrainConfig.from_dict(d.get("train", {}))
-    overrides = {k: getattr(args, k) for k in ("steps", "batch", "device", "seed", "threads") if getattr(args, k) is not None}
-    cfg = replace(cfg, **overrides)
-    dataset = load_corpus(args.data, max_tokens=model_cfg.max_text_tokens, limit=args.limit)
-    print(f"{len(dataset)} windows of {dataset.frames} frames; model {model_cfg}; train {cfg}", flush=True)
-    t0 = time.time()
-    for item in train_iter(dataset, args.out, model_cfg, cfg, resume=not args.no_resume,
-                           meta={"data": str(args.data), "command": "hand-studio train diffusion"}):
-        if item["step"] % cfg.log_every == 0 or "checkpoint" in item:
-            losses_txt = " ".join(f"{k} {v:.4f}" for k, v in item["loss"].items())
-            print(f"step {item['step']}/{item['of']} {losses_txt} lr {item['lr']:.2e} "
-                  f"{item['samples_per_s']:.1f} samples/s {time.time() - t0:.0f}s"
-                  + (f" -> {item['checkpoint']}" if "checkpoint" in item else ""), flush=True)
+    names = ("steps", "batch", "lr", "warmup", "ckpt_every", "log_every", "val_every", "val_windows", "data_shards",
+             "device", "seed", "threads")
+    cfg = replace(cfg, **{k: getattr(args, k) for k in names if getattr(args, k, None) is not None})
+    ctx = distributed.init_from_env(cfg.device)
+    if getattr(args, "data_shards", None) is None and ctx.world_size > 1:
+        cfg = replace(cfg, data_shards=ctx.world_size)
+    progress.enabled, progress.log_every = ctx.is_main, cfg.log_every
+    if getattr(args, "resume", False) and not (Path(args.out) / "train_state" / "state.json").is_file():
+        raise TrainingError(f"--resume: {Path(args.out) / 'train_state'} holds no training state")
+    shown_cfg = (model_cfg or DenoiserConfig()).to_dict()
+    if args.init_from:
+        from engine.diffusion.checkpoint import read_config
+        shown_cfg = read_config(args.init_from)["denoiser"]
+    max_tokens = shown_cfg.get("max_text_tokens", DenoiserConfig.max_text_tokens)
+    dataset = load_corpus(args.data, max_tokens=max_tokens, limit=args.limit)
+    val = load_corpus(args.data, "val", max_tokens=max_tokens) if cfg.val_every else None
+    meta = {"data": str(args.data), "command": "hand-studio train diffusion"}
+    it = train_iter(dataset, args.out, model_cfg, cfg, resume=not args.no_resume, meta=meta,
+                    init_from=args.init_from, val_dataset=val, stop=lambda: bool(stop_requested))
+    started, last = False, {"step": 0, "paused": False}
+    for item in it:
+        if not started:
+            started = True
+            progress.emit("start", device=item.get("device", cfg.device), world_size=ctx.world_size,
+                          windows=len(dataset), frames=dataset.frames, model_config=shown_cfg,
+                          train_config=asdict(cfg), base_model=args.init_from, out=str(args.out))
+        if "loss" in item:
+            progress.emit("step", **{k: v for k, v in item.items() if k not in ("val", "paused")})
+        if "checkpoint" in item:
+            progress.emit("checkpoint", step=item["step"], path=item["checkpoint"],
+                          train_state=str(Path(args.out) / "train_state"))
+        if "val" in item:
+            progress.emit("val", step=item["step"], of=item["of"], val=item["val"])
+        last = item
+    progress.emit("done", step=last["step"], of=cfg.steps, paused=bool(last.get("paused")),
+                  model=str(Path(args.out) / "model"))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="train_diffusion", description=__doc__.split("\n\n")[0])
     add_arguments(p)
-    return run(p.parse_args(argv))
+    args = p.parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"train_diffusion: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,175 @@
+"""Fine-tuning and training runs: --from a checkpoint (weights, stats and config kept), the fixed
+validation loss, NaN and disk-space stops, and runs as separate processes (engine.training.runner):
+JSON progress, SIGKILL then resume to the same weights as an uninterrupted run, SIGTERM = pause."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+
+import pytest
+import torch
+
+from engine.diffusion.checkpoint import load_model, load_tensors
+from engine.diffusion.denoiser import DenoiserConfig
+from engine.training import runner
+from engine.training import train_diffusion as td
+
+TINY = DenoiserConfig(frames=20, patch=2, d_model=32, layers=1, heads=2, ffn=64, dropout=0.0)
+CFG = td.TrainConfig(steps=6, batch=8, lr=3e-3, warmup=3, ckpt_every=10 ** 6, threads=1, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    from engine.data.corpus_build import build_corpus
+    return build_corpus(20, 1, tmp_path_factory.mktemp("ft") / "corpus", workers=1, frames=20)
+
+
+@pytest.fixture(scope="module")
+def hands():
+    from engine.hands import default_hands_cpu
+    return default_hands_cpu()
+
+
+@pytest.fixture(scope="module")
+def data(corpus_dir):
+    return td.load_corpus(corpus_dir), td.load_corpus(corpus_dir, "val")
+
+
+@pytest.fixture(scope="module")
+def base(data, hands, tmp_path_factory):
+    """A tiny trained model folder (the "shipped" model of these tests)."""
+    out = tmp_path_factory.mktemp("base")
+    list(td.train_iter(data[0], out, TINY, CFG, hands=hands))
+    return out / "model"
+
+
+def test_finetune_from_checkpoint(base, data, hands, tmp_path):
+    base_model, _ = load_model(base)
+    items = list(td.train_iter(data[1], tmp_path / "ft", None, replace(CFG, steps=3, val_every=3), hands=hands,
+                               init_from=base, val_dataset=data[1]))
+    assert [i["step"] for i in items] == [0, 1, 2, 3]
+    start = td.ValidationSet(data[1], CFG.val_windows, td.DDIMScheduler(td.SchedulerConfig()))
+    assert items[0]["val"] == pytest.approx(start.evaluate(base_model, hands, CFG), rel=1e-6)  # starts at the base
+    tuned, config = load_model(tmp_path / "ft" / "model")
+    assert tuned.config == TINY and config["meta"]["base_model"] == str(base)
+    raw = load_tensors(tmp_path / "ft" / "train_state" / "model.safetensors")  # the fine-tune data's stats are not used
+    assert torch.equal(raw["x_mean"], base_model.x_mean) and torch.equal(raw["x_std"], base_model.x_std)
+    assert torch.allclose(tuned.x_mean, base_model.x_mean, atol=1e-6)  # the EMA copy: within rounding
+    assert not torch.equal(tuned.motion_out.weight, base_model.motion_out.weight)
+    assert set(items[-1]["val"]) == {"param", "joints", "vel", "acc", "total"}
+    with pytest.raises(td.TrainingError, match=r"keeps the checkpoint's model config.*d_model 32 vs 64"):
+        next(td.train_iter(data[0], tmp_path / "x", replace(TINY, d_model=64), CFG, init_from=base))
+    wrong = DenoiserConfig(frames=60, patch=2, d_model=32, layers=1, heads=2, ffn=64)
+    from engine.diffusion.checkpoint import save_model
+    from engine.diffusion.denoiser import Denoiser
+    save_model(tmp_path / "m60", Denoiser(wrong))
+    with pytest.raises(td.TrainingError, match=r"training windows have 20 frames; .*m60: the checkpoint expects 60"):
+        next(td.train_iter(data[0], tmp_path / "y", None, CFG, init_from=tmp_path / "m60"))
+
+
+def test_validation_is_fixed(data, hands, tmp_path):
+    cfg = replace(CFG, steps=4, val_every=2)
+    a = [i for i in td.train_iter(data[0], tmp_path / "a", TINY, cfg, hands=hands, val_dataset=data[1]) if "val" in i]
+    b = [i for i in td.train_iter(data[0], tmp_path / "b", TINY, replace(cfg, seed=5), hands=hands,
+                                  val_dataset=data[1]) if "val" in i]
+    assert [i["step"] for i in a] == [0, 2, 4]
+    assert a[1]["val"] != b[1]["val"]  # another seed trains otherwise ...
+    c = [i for i in td.train_iter(data[0], tmp_path / "c", TINY, cfg, hands=hands, val_dataset=data[1]) if "val" in i]
+    assert [i["val"] for i in a] == [i["val"] for i in c]  # ... but the same run gives the same numbers
+
+
+def test_nan_loss_stops_before_the_update(data, hands, tmp_path, monkeypatch):
+    calls, real = [], td.losses
+
+    def poisoned(*a, **k):
+        out = real(*a, **k)
+        calls.append(1)
+        if len(calls) == 3:
+            out["joints"] = out["joints"] * float("nan")
+            out["total"] = out["total"] + out["joints"]
+        return out
+    monkeypatch.setattr(td, "losses", poisoned)
+    it = td.train_iter(data[0], tmp_path / "r", TINY, replace(CFG, ckpt_every=2), hands=hands)
+    assert "checkpoint" in [next(it), next(it)][1]
+    with pytest.raises(td.TrainingError, match=r"step 3: loss joints is nan"):
+        next(it)
+    state = json.loads((tmp_path / "r" / "train_state" / "state.json").read_text())
+    assert state["step"] == 2
+    assert all(torch.isfinite(v).all() for v in load_tensors(tmp_path / "r" / "train_state" / "model.safetensors").values())
+
+
+def test_disk_space_checked_first(data, hands, tmp_path, monkeypatch):
+    monkeypatch.setattr(td.shutil, "disk_usage", lambda p: type("U", (), {"free": 1000})())
+    with pytest.raises(td.TrainingError, match=r"not enough disk space for checkpoints in .*run: 0.0 MiB free"):
+        next(td.train_iter(data[0], tmp_path / "run", TINY, CFG, hands=hands))
+    assert not (tmp_path / "run").exists()
+
+
+# --- runs as processes -----------------------------------------------------------------------
+def _config(tmp_path, steps, ckpt_every):
+    path = tmp_path / "tiny.json"
+    train = {"batch": 8, "lr": 3e-3, "warmup": 3, "threads": 1, "device": "cpu", "ckpt_every": ckpt_every,
+             "steps": steps}
+    path.write_text(json.dumps({"model": TINY.to_dict(), "train": train}))
+    return path
+
+
+def _events_until(run, pred, timeout=60.0):
+    """Poll until an event satisfies ``pred``; returns every event seen."""
+    seen, t0 = [], time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        for ev in run.poll():
+            seen.append(ev)
+            if pred(ev):
+                return seen
+        time.sleep(0.01)
+    raise AssertionError(f"timed out; last events {seen[-3:]}, stderr {run.stderr_tail[-2000:]}")
+
+
+def test_kill_pause_resume_same_weights(corpus_dir, hands, tmp_path):
+    """SIGKILL after a checkpoint, resume, SIGTERM (pause: checkpoint + exit 0), resume to the end:
+    bit-identical to an uninterrupted run (the state holds weights, EMA, Adam moments, step and
+    every RNG; one torch thread, so each step's arithmetic is the same in every process)."""
+    steps = 150
+    cfg_path = _config(tmp_path, steps, ckpt_every=10)
+    out = tmp_path / "run"
+    run = runner.start_run("diffusion", corpus_dir, out, config=cfg_path)
+    seen = _events_until(run, lambda e: e["event"] == "checkpoint" and e["step"] >= 20)
+    run.cancel()  # SIGKILL, somewhere after step 20
+    seen += _events_until(run, lambda e: e["event"] == "exit")
+    assert seen[0]["event"] == "start" and seen[0]["device"] == "cpu"
+    step = next(e for e in seen if e["event"] == "step")
+    assert {"step", "of", "loss", "lr", "samples_per_s", "eta_s", "device"} <= set(step) and step["of"] == steps
+    assert run.state == "cancelled" and not any(e["event"] in ("done", "error") for e in seen)
+    killed_at = max(e["step"] for e in seen if e["event"] == "step")
+    assert killed_at < steps, "the run finished before it was killed; raise steps"
+
+    run.resume()
+    seen = _events_until(run, lambda e: e["event"] == "step")
+    assert seen[-1]["step"] in range(21, killed_at + 2)  # continued from the last checkpoint (20 or later)
+    run.pause()  # SIGTERM
+    seen += _events_until(run, lambda e: e["event"] == "exit")
+    done = next(e for e in seen if e["event"] == "done")
+    assert done["paused"] and seen[-1]["returncode"] == 0 and run.state == "paused"
+    assert json.loads((out / "train_state" / "state.json").read_text())["step"] == done["step"] < steps
+
+    run.resume()
+    seen = _events_until(run, lambda e: e["event"] == "exit")
+    assert [e for e in seen if e["event"] == "done"][0]["step"] == steps and run.state == "done"
+
+    ds = td.load_corpus(corpus_dir)
+    cfg = td.TrainConfig.from_dict({**json.loads(cfg_path.read_text())["train"], "ckpt_every": 10 ** 6})
+    list(td.train_iter(ds, tmp_path / "straight", TINY, cfg, hands=hands))
+    for sub in ("train_state/model.safetensors", "train_state/ema.safetensors", "model/model.safetensors"):
+        a, b = load_tensors(out / sub), load_tensors(tmp_path / "straight" / sub)
+        assert all(torch.equal(a[k], b[k]) for k in a), sub
+
+
+def test_run_reports_errors(tmp_path):
+    run = runner.start_run("diffusion", tmp_path / "no-corpus", tmp_path / "out")
+    seen = _events_until(run, lambda e: e["event"] == "exit")
+    err = next(e for e in seen if e["event"] == "error")
+    assert "no-corpus" in err["message"] and seen[-1]["returncode"] == 2 and run.state == "failed"
+    with pytest.raises(ValueError, match="kind"):
+        runner.start_run("gan", tmp_path, tmp_path)
