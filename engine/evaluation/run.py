@@ -15,14 +15,17 @@ from engine.evaluation import metrics as M
 SHIPPED_EVALUATOR = "models/evaluator"
 
 
-def test_prompts(entries: list[dict], max_tokens: int, count_tokens) -> list[dict]:
-    """One prompt per clip: the level-1 caption (all three branches), else the action text."""
-    from engine.training.train_diffusion import corpus_captions
+def test_prompts(entries: list[dict], max_tokens: int, count_tokens) -> list:
+    """One Prompt per clip (None where nothing fits the text window): the level-1 caption with
+    all three branches, else the action text."""
+    from engine.motion.clip import Prompt
+    fits = lambda c: any(c.values()) and all(count_tokens(v) <= max_tokens for v in c.values() if v)  # noqa: E731
     out = []
     for e in entries:
-        cands = corpus_captions(e, max_tokens, count_tokens)
-        level1 = [c for c, t in zip(cands, e.get("texts", [])) if t.get("level") == 1]
-        out.append(level1[0] if level1 else cands[0])
+        level1 = [{k: t.get(k, "") for k in ("text", "left", "right")} for t in e.get("texts", []) if t.get("level") == 1]
+        cands = level1 + [{"text": e.get("action", ""), "left": "", "right": ""}]
+        ok = [c for c in cands if fits(c)]
+        out.append(Prompt(**ok[0]) if ok else None)
     return out
 
 
@@ -59,11 +62,13 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     from engine.resources import resource_path
 
     corpus = Corpus(data)
-    entries = [e for e in corpus.index if e["split"] == "test"][:n]
-    if len(entries) < 32:
-        raise ValueError(f"{data}: the test split has {len(entries)} clips; R-precision needs at least 32")
-    gt = corpus.arrays("test")["joints"][: len(entries)].astype(np.float32)  # (n, T, 2, 21, 3)
+    entries = [e for e in corpus.index if e["split"] == "test"]
     prompts = test_prompts(entries, 32, _token_counter())
+    keep = [i for i, p in enumerate(prompts) if p is not None][:n]
+    if len(keep) < 32:
+        raise ValueError(f"{data}: the test split has {len(keep)} usable prompts; R-precision needs at least 32")
+    gt = corpus.arrays("test")["joints"][keep].astype(np.float32)  # (n, T, 2, 21, 3)
+    prompts = [prompts[i] for i in keep]
     ev = load_evaluator(evaluator or resource_path(SHIPPED_EVALUATOR))
     studio = Studio.load(device="cpu", diffusion=model)
     t0 = time.perf_counter()
