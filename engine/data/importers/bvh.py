@@ -207,9 +207,6 @@ def import_bvh(path: Path, units: str = "auto", fps: float | None = None,
         return exact
 
     mapping = map_skeleton(path, names)
-    if not mapping:
-        raise FileFormatError(path, "no hand bones found: expected names such as R_wrist/R_index1, "
-                                    "RightHand/RightHandIndex1 (Mixamo) or hand_r/index_01_r (Unreal)")
     kp = np.full((T, 2, 21, 3), np.nan)
     for hand, m in mapping.items():
         missing = []

@@ -66,7 +66,8 @@ def classify_bone(name: str) -> tuple[int, str, int] | None:
 
 def map_skeleton(path: Path, names: list[str]) -> dict[int, dict[str, int]]:
     """Joint names -> per hand {keypoint name: joint index}; tips are filled later from End Sites
-    when no tip joint exists. Segments numbered 0..2 are shifted to 1..3; metacarpals are ignored."""
+    when no tip joint exists. Segments numbered 0..2 are shifted to 1..3; metacarpals are ignored.
+    No hand at all is an error naming the file."""
     found: dict[int, dict[str, dict[int, int]]] = {0: {}, 1: {}}
     for i, nm in enumerate(names):
         c = classify_bone(nm)
@@ -93,6 +94,9 @@ def map_skeleton(path: Path, names: list[str]) -> dict[int, dict[str, int]]:
                 elif k in (4, 99) and f"{f}_tip" not in m:
                     m[f"{f}_tip"] = idx
         out[hand] = m
+    if not out:
+        raise FileFormatError(path, "no hand bones found: expected names such as R_wrist/R_index1, "
+                                    "RightHand/RightHandIndex1 (Mixamo) or hand_r/index_01_r (Unreal)")
     return out
 
 
