@@ -2,7 +2,8 @@
 # Install what is missing for Hand Studio, and nothing else: Debian packages (GL, Qt's xcb
 # libraries; Xvfb for tests), a virtual environment in .venv, torch (the local CPU wheel: plain
 # `pip install torch` would pull GBs of CUDA packages) and the project, editable.
-# Idempotent: a second run with nothing changed only checks.   usage: setup.sh [app|test]
+# Idempotent: a second run with nothing changed only checks. Messages go to stderr, so
+# `run_app.sh info --json` stays parseable.   usage: setup.sh [app|test]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MODE=${1:-app}
@@ -23,13 +24,13 @@ for p in "${want[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  echo "setup: installing Debian packages: ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
-  echo "setup: creating $VENV"
+  echo "setup: creating $VENV" >&2
   python3 -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
@@ -38,11 +39,11 @@ want_stamp=$(cat "$ROOT/pyproject.toml" <(echo "$MODE") | sha256sum | cut -d' ' 
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want_stamp" ]; then
   export PIP_DISABLE_PIP_VERSION_CHECK=1
   if ! "$PY" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
-    echo "setup: installing torch==2.13.0 (CPU)"
+    echo "setup: installing torch==2.13.0 (CPU)" >&2
     "$PY" -m pip install -q "torch==2.13.0"
   fi
   extra=""; [ "$MODE" = test ] && extra="[test]"
-  echo "setup: installing hand-studio$extra (editable)"
+  echo "setup: installing hand-studio$extra (editable)" >&2
   "$PY" -m pip install -q -e "$ROOT$extra"
   echo "$want_stamp" > "$stamp"
 fi
