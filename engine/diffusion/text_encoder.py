@@ -102,22 +102,26 @@ class TextEncoder:
         return [states[i, : int(lengths[i])].float().clone() for i in range(len(texts))]
 
     def states(self, texts: list[str]) -> list[torch.Tensor]:
-        """One (L_i, 384) tensor per text; empty text -> (0, 384)."""
+        """One (L_i, 384) tensor per text; empty text -> (0, 384).
+
+        The output is assembled before the cache is trimmed, so a batch larger than the cache (or one
+        whose cached texts are the oldest) never loses an entry it still needs."""
         todo = sorted({t for t in texts if t and t not in self._cache})
         for t in todo:
             self.check_text(t)
-        if todo:
-            for t, s in zip(todo, self._encode_uncached(todo)):
-                self._cache[t] = s
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        fresh = dict(zip(todo, self._encode_uncached(todo))) if todo else {}
         out = []
         for t in texts:
-            if t:
+            if not t:
+                out.append(torch.zeros(0, TEXT_DIM))
+            elif t in fresh:
+                out.append(fresh[t])
+            else:
                 self._cache.move_to_end(t)
                 out.append(self._cache[t])
-            else:
-                out.append(torch.zeros(0, TEXT_DIM))
+        self._cache.update(fresh)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
         return out
 
     def encode(self, texts: list[str], length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
