@@ -53,19 +53,25 @@ class Studio:
     hand_backend: str = "default"
     mano_dir: str | None = None
     diffusion: str | None = None  # checkpoint folder; None = the shipped one (if installed)
+    clutch: str | None = None  # CLUTCH folder (shift/ + lm/); None = the shipped one (if installed)
 
     @classmethod
     def load(cls, device: str | torch.device = "auto", hand_backend: str = "default",
              mano_dir: str | None = None, diffusion: str | os.PathLike | None = None,
+             clutch: str | os.PathLike | None = None,
              use_registry: bool = True) -> "Studio":
-        """``diffusion`` None = the active registered model (`hand-studio models use NAME`), else the
-        shipped one; ``use_registry=False`` always means the shipped one."""
-        if diffusion is None and use_registry:
+        """``diffusion`` / ``clutch`` None = the active registered model of that kind (`hand-studio
+        models use NAME`), else the shipped one; ``use_registry=False`` always means the shipped one."""
+        if use_registry:
             from engine.registry import active_model_path
-            diffusion = active_model_path("diffusion")
+            diffusion = active_model_path("diffusion") if diffusion is None else diffusion
+            clutch = active_model_path("clutch") if clutch is None else clutch
         if diffusion is not None and not (Path(diffusion) / "config.json").is_file():
             raise FileNotFoundError(f"diffusion checkpoint folder {diffusion} has no config.json")
-        studio = cls(resolve_device(device), hand_backend, mano_dir, None if diffusion is None else str(diffusion))
+        if clutch is not None and not all((Path(clutch) / s / "config.json").is_file() for s in ("shift", "lm")):
+            raise FileNotFoundError(f"CLUTCH folder {clutch} must hold shift/config.json and lm/config.json")
+        studio = cls(resolve_device(device), hand_backend, mano_dir, None if diffusion is None else str(diffusion),
+                     None if clutch is None else str(clutch))
         studio.hands  # load now so a bad backend fails here, not later
         return studio
 
@@ -79,9 +85,8 @@ class Studio:
         folder = Path(self.diffusion) if self.diffusion else resource_path(SHIPPED_DIFFUSION)
         return folder if (folder / "config.json").is_file() else None
 
-    @staticmethod
-    def _clutch_folder() -> Path | None:
-        folder = resource_path(SHIPPED_CLUTCH)
+    def _clutch_folder(self) -> Path | None:
+        folder = Path(self.clutch) if self.clutch else resource_path(SHIPPED_CLUTCH)
         return folder if all((folder / s / "config.json").is_file() for s in ("shift", "lm")) else None
 
     @property

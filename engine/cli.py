@@ -78,18 +78,24 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     from engine.evaluation import run as ev
     from engine.training import train_clutch
     _diffusion_cli.add_train_arguments(p)
-    ev.add_train_evaluator_arguments(_subparsers(p).add_parser(
+    sub = _subparsers(p)
+    for kind, what in (("clutch-pt", "CLUTCH stage 2: T5 pretraining on text-motion pairs"),
+                       ("clutch-gr", "CLUTCH stage 3: geometric refinement (Gumbel-Softmax through SHIFT)"),
+                       ("clutch-ift", "CLUTCH stage 4: instruction fine-tuning"),
+                       ("shift", "CLUTCH stage 1: the SHIFT motion tokenizer")):
+        train_clutch.add_arguments(sub.add_parser(kind, help=what, description=what), train_clutch.RUN_KINDS[kind])
+    ev.add_train_evaluator_arguments(sub.add_parser(
         "evaluator", help="the shared text-motion evaluator (contrastive, frozen after training)"))
-    train_clutch.add_arguments(_subparsers(p).add_parser(
-        "clutch", help="CLUTCH: SHIFT tokenizer, then the T5 stages pretrain / refine / instruct"))
+    train_clutch.add_arguments(sub.add_parser(
+        "clutch", help="CLUTCH, any stage (--stage shift|pretrain|refine|instruct|all)"))
 
 
 def _run_train(args: argparse.Namespace) -> int:
     if args.model == "evaluator":
         from engine.evaluation import run as ev
         return ev.run_train_evaluator(args)
-    if args.model == "clutch":
-        from engine.training import train_clutch
+    from engine.training import train_clutch
+    if args.model == "clutch" or args.model in train_clutch.RUN_KINDS:
         return train_clutch.run(args)
     return _diffusion_cli.run_train(args)
 
@@ -101,9 +107,15 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
                                                     "(CLUTCH Table 4 layout) on the test split")
     t.add_argument("--data", required=True, help="corpus folder")
     t.add_argument("--run", required=True, help="train clutch run folder (OUT/shift, OUT/shift_pd, OUT/shift_standard)")
+    from engine.clutch.eval_run import add_eval_clutch_arguments
+    add_eval_clutch_arguments(_subparsers(p).add_parser(
+        "clutch", help="CLUTCH text->motion and motion->text on the test split (Table 6 layout; BLEU, ROUGE-L)"))
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    if args.model == "clutch":
+        from engine.clutch.eval_run import run_eval_clutch
+        return run_eval_clutch(args)
     if args.model == "tokenizer":
         from engine.clutch.evaluate import format_table, tokenizer_metrics
         from engine.clutch.shift import load_shift
@@ -312,8 +324,9 @@ def _add_models(p: argparse.ArgumentParser) -> None:
     ls.add_argument("--json", action="store_true", help="print machine-readable JSON")
     a = sub.add_parser("add", help="register a trained model folder")
     a.add_argument("name")
-    a.add_argument("path", help="the model folder (a training run's OUT/model)")
-    a.add_argument("--kind", default="diffusion", choices=("diffusion", "clutch"))
+    a.add_argument("path", help="the model folder: a training run's OUT/model (diffusion: config.json; "
+                                "CLUTCH: shift/ + lm/)")
+    a.add_argument("--kind", choices=("diffusion", "clutch"), help="default: read from the folder")
     a.add_argument("--base", help="the model it was fine-tuned from")
     a.add_argument("--data", help="the corpus it was trained on")
     a.add_argument("--metrics", help="JSON file of metrics (e.g. from hand-studio eval --json)")
@@ -321,6 +334,17 @@ def _add_models(p: argparse.ArgumentParser) -> None:
     sub.add_parser("use-shipped", help="go back to the shipped model of a kind").add_argument(
         "kind", choices=("diffusion", "clutch"))
     sub.add_parser("remove", help="forget a model (its folder stays)").add_argument("name")
+
+
+def _model_kind(path: Path) -> str:
+    """diffusion (config.json) or clutch (shift/ + lm/); a run folder is pointed at its model/."""
+    if (path / "config.json").is_file():
+        return "diffusion"
+    if all((path / sub / "config.json").is_file() for sub in ("shift", "lm")):
+        return "clutch"
+    if (path / "model").is_dir():
+        raise CliError(f"{path} is a training run folder; register its model: {path / 'model'}")
+    raise CliError(f"{path} is not a model folder (no config.json, nor shift/ and lm/)")
 
 
 def _run_models(args: argparse.Namespace) -> int:
@@ -340,7 +364,8 @@ def _run_models(args: argparse.Namespace) -> int:
         return 0
     if cmd == "add":
         metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
-        e = reg.register(args.name, args.kind, args.path, base=args.base, data=args.data, metrics=metrics)
+        kind = args.kind or _model_kind(Path(args.path))
+        e = reg.register(args.name, kind, args.path, base=args.base, data=args.data, metrics=metrics)
         print(f"registered {e.name} ({e.kind}) -> {e.path}")
     elif cmd == "use":
         e = reg.use(args.name)
@@ -359,8 +384,8 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "generate": ("text -> two-hand clip (needs a generation model)", _add_generate, _run_generate),
     "export": ("clip -> FBX / BVH / glTF (.glb) / npz", _add_export, _run_export),
     "import": ("npz / MANO params / keypoints / BVH / FBX -> clip (.npz)", _add_import, _run_import),
-    "train": ("train a model on a corpus (diffusion, evaluator, clutch)", _add_train, _run_train),
-    "eval": ("evaluate a model on the corpus test split (diffusion, tokenizer)", _add_eval, _run_eval),
+    "train": ("train a model on a corpus (diffusion, CLUTCH stages, evaluator)", _add_train, _run_train),
+    "eval": ("evaluate a model on the corpus test split (diffusion, tokenizer, clutch)", _add_eval, _run_eval),
     "caption": ("clip -> text (needs a captioning model)", _add_caption, _run_caption),
     "bench": ("benchmarks: ik, generate", _add_bench, _run_bench),
     "data": ("training corpora: build, stats, sample, preview, import", _add_data, _run_data),

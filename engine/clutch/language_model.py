@@ -165,7 +165,15 @@ class MotionLM(nn.Module):
         super().__init__()
         self.config, self.vocab = config, vocab
         hf_logging.set_verbosity_error()
-        self.t5 = t5 if t5 is not None else T5ForConditionalGeneration(config.t5_config(vocab))
+        if t5 is None:
+            t5 = T5ForConditionalGeneration(config.t5_config(vocab))
+            if not config.tie_word_embeddings:
+                # transformers initialises an untied T5 output layer with std 1.0 (and, untied, no
+                # d_model**-0.5 rescale of the decoder output), so a fresh model's logits have std
+                # ~sqrt(d_model) and the first cross-entropy is ~90 nats; std d_model**-0.5 starts
+                # it near ln(vocab) instead.
+                nn.init.normal_(t5.lm_head.weight, std=config.d_model ** -0.5)
+        self.t5 = t5
 
     @classmethod
     def from_pretrained_t5(cls, folder: str | Path, vocab: MotionVocab, **overrides) -> "MotionLM":

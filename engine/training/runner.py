@@ -2,7 +2,7 @@
 the app down. A run is ``python -m engine.training.<script> ... --progress jsonl``; the script
 prints one JSON event per line, which ``TrainingRun.poll()`` returns without blocking:
 
-    {"event": "start", "device", "world_size", "windows", "train_config", ...}
+    {"event": "start", "device", "world_size", "windows", "train_config", ...}   (CLUTCH: + "stage")
     {"event": "step", "step", "of", "loss": {...}, "lr", "samples_per_s", "eta_s", "device"}
     {"event": "val", "step", "of", "val": {...}}          (every --val-every steps)
     {"event": "checkpoint", "step", "path", "train_state"}
@@ -11,6 +11,10 @@ prints one JSON event per line, which ``TrainingRun.poll()`` returns without blo
 
 Pause = SIGTERM: the script finishes the step, checkpoints and exits 0; ``resume()`` starts it
 again on the same run folder. Cancel = SIGKILL: the last checkpoint stays valid (atomic writes).
+
+Kinds: ``diffusion`` (engine.training.train_diffusion) and the CLUTCH stages ``shift``,
+``clutch-pt`` (pretrain), ``clutch-gr`` (geometric refinement), ``clutch-ift`` (instruction
+fine-tuning), each one ``engine.training.train_clutch --stage S`` run in one process.
 """
 from __future__ import annotations
 
@@ -24,21 +28,33 @@ import threading
 from collections import deque
 from pathlib import Path
 
-SCRIPTS = {"diffusion": "engine.training.train_diffusion"}  # kinds that speak --progress jsonl
+# kind -> stage of engine.training.train_clutch (= its RUN_KINDS; kept here so the app never imports torch)
+CLUTCH_STAGES = {"shift": "shift", "clutch-pt": "pretrain", "clutch-gr": "refine", "clutch-ift": "instruct"}
+SCRIPTS = {"diffusion": "engine.training.train_diffusion",  # kinds that speak --progress jsonl
+           **{kind: "engine.training.train_clutch" for kind in CLUTCH_STAGES}}
 
 
 def build_command(kind: str, data: str | os.PathLike, out: str | os.PathLike, *, init_from=None, config=None,
                   steps: int | None = None, val_every: int | None = None, device: str | None = None,
                   resume: bool = True, nproc: int = 1, extra: list[str] | tuple[str, ...] = (),
                   python: str = sys.executable) -> list[str]:
-    """The argv of a run. ``nproc`` > 1 launches it data-parallel under torch.distributed.run."""
+    """The argv of a run. ``nproc`` > 1 launches it data-parallel under torch.distributed.run
+    (diffusion only). ``init_from``: the model folder to fine-tune (``--from``); for CLUTCH kinds a
+    SHIFT / LM model folder or a CLUTCH one (shift/ + lm/)."""
     if kind not in SCRIPTS:
         raise ValueError(f"training kind must be one of {sorted(SCRIPTS)}; got {kind!r}")
     if nproc < 1:
         raise ValueError(f"nproc must be >= 1; got {nproc}")
+    if kind in CLUTCH_STAGES:
+        if nproc > 1:
+            raise ValueError(f"nproc: the CLUTCH stages train in one process; got {nproc}")
+        if val_every is not None:
+            raise ValueError("val_every: the CLUTCH stages have no validation loss; leave it out")
     launcher = [python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m"] \
         if nproc > 1 else [python, "-m"]
     argv = launcher + [SCRIPTS[kind], "--data", os.fspath(data), "--out", os.fspath(out), "--progress", "jsonl"]
+    if kind in CLUTCH_STAGES:
+        argv += ["--stage", CLUTCH_STAGES[kind]]
     for flag, value in (("--from", init_from), ("--config", config), ("--steps", steps),
                         ("--val-every", val_every), ("--device", device)):
         if value is not None:
