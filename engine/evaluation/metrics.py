@@ -1,7 +1,10 @@
 """The papers' metrics as pure numpy functions (HandX Table 2, T2M conventions).
 
 Embedding metrics take L2-normalised embeddings from the shared evaluator. Kinematic metrics
-take keypoints (N, T, 2, 21, 3) in metres.
+take keypoints (N, T, 2, 21, 3) in metres. Constraint metrics (exactness of kept channels, keyed
+joints, wrist paths, seams) and physical plausibility (capsule interpenetration of the two hands,
+anatomical joint limits) take one clip's arrays; engine.evaluation.physical supplies the hand
+model's capsules and joint angles.
 """
 from __future__ import annotations
 
@@ -141,6 +144,137 @@ def accel_error(pred: np.ndarray, ref: np.ndarray) -> float:
 
 def seam_ratio(joints: np.ndarray, seams: list[int]) -> float:
     """Max keypoint acceleration within 2 frames of the seams over the clip's median (1 = no spike)."""
-    acc = np.linalg.norm(np.diff(joints, 2, axis=0), axis=-1).max(axis=tuple(range(1, joints.ndim - 1)))  # (T-2,)
-    near = [f for s in seams for f in range(s - 3, s + 2) if 0 <= f < len(acc)]
-    return float(acc[near].max() / max(np.median(acc), 1e-9)) if near else 1.0
+    r = seam_spike_ratio(joints, seams)
+    return 1.0 if np.isnan(r) else r
+
+
+# --- constraints ----------------------------------------------------------------------------------
+# Units: the representation's channels (6D rotation entries are unitless, transl is metres);
+# positions are reported in millimetres; accelerations cancel in ratios.
+def locked_channel_error(x: np.ndarray, target: np.ndarray, keep_mask: np.ndarray) -> float:
+    """Max |x - target| over the kept channels, in representation units (0.0 when nothing is kept).
+    x, target (T, 2, 99) float, keep_mask (T, 2, 99) bool (True = the constraint pins it)."""
+    x, target, keep_mask = np.asarray(x), np.asarray(target), np.asarray(keep_mask, bool)
+    if not x.shape == target.shape == keep_mask.shape:
+        raise ValueError(f"x, target and keep_mask must have one shape; got {x.shape}, {target.shape}, "
+                         f"{keep_mask.shape}")
+    return float(np.abs(x - target)[keep_mask].max()) if keep_mask.any() else 0.0
+
+
+def keyed_joint_error_mm(joints: np.ndarray, ref: np.ndarray, keyed: np.ndarray) -> dict[str, float]:
+    """Keypoint error (mm) on the keyed (frame, hand) pairs: ``mean_mm`` over all their keypoints and
+    ``max_mm``; NaN when nothing is keyed. joints, ref (T, 2, 21, 3) metres; keyed (T, 2) bool."""
+    joints, ref, keyed = np.asarray(joints), np.asarray(ref), np.asarray(keyed, bool)
+    if joints.shape != ref.shape or joints.shape[:2] != keyed.shape:
+        raise ValueError(f"joints and ref must be (T, 2, 21, 3) and keyed (T, 2); got {joints.shape}, "
+                         f"{ref.shape}, {keyed.shape}")
+    if not keyed.any():
+        return {"mean_mm": float("nan"), "max_mm": float("nan")}
+    err = np.linalg.norm(joints[keyed] - ref[keyed], axis=-1) * 1000  # (K, 21)
+    return {"mean_mm": float(err.mean()), "max_mm": float(err.max())}
+
+
+def wrist_path_error_mm(wrists: np.ndarray, path: np.ndarray, pinned: np.ndarray) -> dict[str, dict[str, float]]:
+    """Wrist distance to its path (mm) over the pinned frames, per hand that has any:
+    ``{"left"|"right": {"mean_mm", "max_mm", "frames"}}``. wrists, path (T, 2, 3) metres; pinned (T, 2) bool."""
+    wrists, path, pinned = np.asarray(wrists), np.asarray(path), np.asarray(pinned, bool)
+    if wrists.shape != path.shape or wrists.shape[:2] != pinned.shape or wrists.shape[1:] != (2, 3):
+        raise ValueError(f"wrists and path must be (T, 2, 3) and pinned (T, 2); got {wrists.shape}, "
+                         f"{path.shape}, {pinned.shape}")
+    out = {}
+    for h, name in enumerate(("left", "right")):
+        sel = pinned[:, h]
+        if sel.any():
+            d = np.linalg.norm(wrists[sel, h] - path[sel, h], axis=-1) * 1000
+            out[name] = {"mean_mm": float(d.mean()), "max_mm": float(d.max()), "frames": int(sel.sum())}
+    return out
+
+
+def keep_boundaries(keep_mask: np.ndarray) -> list[int]:
+    """Frames f where any channel's keep-mask differs from frame f-1 (a constraint starts or ends
+    between f-1 and f). keep_mask (T, ...) bool."""
+    k = np.asarray(keep_mask, bool)
+    if k.ndim < 1 or len(k) < 2:
+        return []
+    changed = (k[1:] != k[:-1]).reshape(len(k) - 1, -1).any(1)
+    return [int(f) + 1 for f in np.flatnonzero(changed)]
+
+
+def seam_spike_ratio(joints: np.ndarray, boundaries: list[int], radius: int = 2) -> float:
+    """Peak keypoint acceleration at the frames within ``radius`` of any boundary, over the clip's
+    median per-frame peak acceleration (unitless; 1 = no spike, target <= 2). NaN without boundaries.
+    joints (T, ..., 3) metres; acceleration at frame f is x[f+1] - 2 x[f] + x[f-1]."""
+    joints = np.asarray(joints, np.float64)
+    if joints.ndim < 2 or joints.shape[-1] != 3:
+        raise ValueError(f"joints must be (T, ..., 3); got {joints.shape}")
+    if len(joints) < 3:
+        raise ValueError(f"seam_spike_ratio needs at least 3 frames; got {len(joints)}")
+    acc = np.linalg.norm(np.diff(joints, 2, axis=0), axis=-1).reshape(len(joints) - 2, -1).max(1)  # (T-2,): f at f-1
+    near = sorted({f - 1 for s in boundaries for f in range(s - radius, s + radius + 1) if 0 <= f - 1 < len(acc)})
+    return float(acc[near].max() / max(np.median(acc), 1e-9)) if near else float("nan")
+
+
+# --- physical plausibility ------------------------------------------------------------------------
+def segment_distance(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Closest distance between segments [p0, p1] and [q0, q1] (Ericson, Real-Time Collision
+    Detection 5.1.9), broadcast over leading axes. (..., 3) each -> (...)."""
+    p0, p1, q0, q1 = (np.asarray(v, np.float64) for v in (p0, p1, q0, q1))
+    d1, d2, r = p1 - p0, q1 - q0, p0 - q0
+    a, e = (d1 * d1).sum(-1), (d2 * d2).sum(-1)
+    b, c, f = (d1 * d2).sum(-1), (d1 * r).sum(-1), (d2 * r).sum(-1)
+    a_, e_ = np.maximum(a, eps), np.maximum(e, eps)
+    denom = a * e - b * b
+    # both proper segments: closest points of the lines, clamped to p, then t, then s again
+    s = np.where(denom > 1e-10 * a * e, np.clip((b * f - c * e) / np.maximum(denom, eps * eps), 0, 1), 0.0)
+    t = (b * s + f) / e_
+    s = np.where(t < 0, np.clip(-c / a_, 0, 1), np.where(t > 1, np.clip((b - c) / a_, 0, 1), s))
+    t = np.clip(t, 0, 1)
+    # degenerate segments (points)
+    s, t = np.where(e <= eps, np.clip(-c / a_, 0, 1), s), np.where(e <= eps, 0.0, t)
+    s, t = np.where(a <= eps, 0.0, s), np.where(a <= eps, np.where(e <= eps, 0.0, np.clip(f / e_, 0, 1)), t)
+    return np.linalg.norm((p0 + s[..., None] * d1) - (q0 + t[..., None] * d2), axis=-1)
+
+
+def capsule_penetration(p0, p1, rp, q0, q1, rq) -> np.ndarray:
+    """Penetration depth of two capsules (segment + radius), metres: max(0, rp + rq - distance).
+    Points (..., 3), radii broadcastable to (...)."""
+    return np.maximum(0.0, np.asarray(rp) + np.asarray(rq) - segment_distance(p0, p1, q0, q1))
+
+
+def hand_penetration_depth(joints: np.ndarray, bones: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """Deepest overlap between any left-hand capsule and any right-hand capsule per frame, metres.
+    joints (T, 2, 21, 3) metres; bones (B, 2) keypoint indices (parent, child); radii (B,) or (2, B)
+    metres (per hand). -> (T,)."""
+    joints, bones = np.asarray(joints, np.float64), np.asarray(bones)
+    if joints.ndim != 4 or joints.shape[1:] != (2, 21, 3):
+        raise ValueError(f"joints must be (T, 2, 21, 3); got {joints.shape}")
+    radii = np.broadcast_to(np.asarray(radii, np.float64), (2, len(bones)))
+    a, b = joints[:, :, bones[:, 0]], joints[:, :, bones[:, 1]]  # (T, 2, B, 3)
+    depth = capsule_penetration(a[:, 0, :, None], b[:, 0, :, None], radii[0][:, None],
+                                a[:, 1, None], b[:, 1, None], radii[1][None])  # (T, B, B)
+    return depth.reshape(len(joints), -1).max(1)
+
+
+def penetration_summary(depth: np.ndarray, threshold_mm: float = 2.0) -> dict[str, float]:
+    """Per-frame depths (metres) -> ``pen_mean_mm`` (mean over all frames, 0 where the hands are
+    apart), ``pen_max_mm`` and ``pen_frac`` (share of frames deeper than ``threshold_mm``)."""
+    d = np.asarray(depth, np.float64).ravel() * 1000
+    if d.size == 0:
+        raise ValueError("penetration_summary needs at least one frame")
+    return {"pen_mean_mm": float(d.mean()), "pen_max_mm": float(d.max()), "pen_frac": float((d > threshold_mm).mean())}
+
+
+def limit_violations(angles: np.ndarray, lo: np.ndarray, hi: np.ndarray, tol_deg: float = 0.0) -> dict[str, float]:
+    """Anatomical joint-limit violations. angles (..., 15, 3) radians (twist, spread, bend per
+    hand_pose joint, engine.hands.anatomy); lo, hi (15, 3) radians. An entry is one (frame, hand,
+    joint); it violates when any of its three angles is more than ``tol_deg`` outside [lo, hi].
+    -> ``limit_frac`` (share of entries violating) and ``limit_excess_deg`` (mean over the violating
+    entries of their largest excess beyond the limit, degrees; 0 when none)."""
+    ang = np.degrees(np.asarray(angles, np.float64))
+    lo, hi = np.degrees(np.asarray(lo, np.float64)), np.degrees(np.asarray(hi, np.float64))
+    if ang.shape[-2:] != (15, 3) or lo.shape != (15, 3) or hi.shape != (15, 3):
+        raise ValueError(f"angles must be (..., 15, 3) and lo, hi (15, 3); got {ang.shape}, {lo.shape}, {hi.shape}")
+    excess = np.maximum(np.maximum(lo - ang, ang - hi), 0).max(-1).reshape(-1)  # (entries,)
+    bad = excess > tol_deg
+    return {"limit_frac": float(bad.mean()) if bad.size else 0.0,
+            "limit_excess_deg": float(excess[bad].mean()) if bad.any() else 0.0}

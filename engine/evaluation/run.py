@@ -29,9 +29,12 @@ def test_prompts(entries: list[dict], max_tokens: int, count_tokens) -> list:
     return out
 
 
-def _token_counter():
-    from engine.diffusion.text_encoder import shared_text_encoder
-    tok = shared_text_encoder().tokenizer
+def token_counter(text_encoder=None):
+    """text -> its token count under the text encoder's tokenizer (default: the shared MiniLM)."""
+    if text_encoder is None:
+        from engine.diffusion.text_encoder import shared_text_encoder
+        text_encoder = shared_text_encoder()
+    tok = text_encoder.tokenizer
     cache: dict[str, int] = {}
 
     def count(text: str) -> int:
@@ -51,25 +54,32 @@ def embedding_row(ev, joints: np.ndarray, prompts: list[dict], ref_emb: np.ndarr
     return row
 
 
-def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, evaluator: str | Path | None = None,
-                            n: int = 512, steps: int | None = None, mm_prompts: int = 32, mm_repeats: int = 5,
-                            seed: int = 0) -> Iterator[dict]:
-    """Generate one clip per test prompt (first ``n``), then score. Yields progress, then
-    ``{"done": True, "rows": {...}, "table": markdown}``."""
-    from engine.api import Studio
+def load_eval_set(data: str | Path, n: int, evaluator: str | Path | None = None) -> tuple[list, np.ndarray, object]:
+    """The first ``n`` test clips with a usable prompt -> (prompts, ground-truth keypoints
+    (n, T, 2, 21, 3) float32, the loaded evaluator)."""
     from engine.data.corpus import Corpus
     from engine.evaluation.evaluator import load_evaluator
     from engine.resources import resource_path
 
     corpus = Corpus(data)
     entries = [e for e in corpus.index if e["split"] == "test"]
-    prompts = test_prompts(entries, 32, _token_counter())
+    prompts = test_prompts(entries, 32, token_counter())
     keep = [i for i, p in enumerate(prompts) if p is not None][:n]
     if len(keep) < 32:
         raise ValueError(f"{data}: the test split has {len(keep)} usable prompts; R-precision needs at least 32")
     gt = corpus.arrays("test")["joints"][keep].astype(np.float32)  # (n, T, 2, 21, 3)
-    prompts = [prompts[i] for i in keep]
     ev = load_evaluator(evaluator or resource_path(SHIPPED_EVALUATOR))
+    return [prompts[i] for i in keep], gt, ev
+
+
+def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, evaluator: str | Path | None = None,
+                            n: int = 512, steps: int | None = None, mm_prompts: int = 32, mm_repeats: int = 5,
+                            seed: int = 0) -> Iterator[dict]:
+    """Generate one clip per test prompt (first ``n``), then score. Yields progress, then
+    ``{"done": True, "rows": {...}, "table": markdown}``."""
+    from engine.api import Studio
+
+    prompts, gt, ev = load_eval_set(data, n, evaluator)
     studio = Studio.load(device="cpu", diffusion=model)
     t0 = time.perf_counter()
     gen = []
@@ -94,6 +104,41 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     yield {"done": True, "rows": rows, "table": table(rows), "n": len(prompts), "steps": steps}
 
 
+def steps_curve_iter(data: str | Path, step_counts: list[int], model: str | Path | None = None,
+                     evaluator: str | Path | None = None, n: int = 512, seed: int = 0) -> Iterator[dict]:
+    """Quality against sampler steps on the same prompts and seeds: per step count R@1/2/3, FID,
+    MM-Dist (embedding_row) and ``s/clip`` (mean seconds per generated clip, model loaded).
+    Yields progress, then ``{"done": True, "rows": {"<steps>": row}, "table": markdown, "n"}``."""
+    from engine.api import Studio
+    for s in step_counts:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 1 <= s <= 1000:
+            raise ValueError(f"steps-curve counts must be integers in 1..1000; got {s!r}")
+    prompts, gt, ev = load_eval_set(data, n, evaluator)
+    studio = Studio.load(device="cpu", diffusion=model)
+    studio.generate(prompts[0], frames=gt.shape[1], seed=seed, steps=1)  # load and warm up off the clock
+    gt_emb = ev.embed_motion(gt)
+    rows = {}
+    for s in step_counts:
+        gen, seconds = [], 0.0
+        for i, p in enumerate(prompts):
+            t0 = time.perf_counter()
+            gen.append(studio.generate(p, frames=gt.shape[1], seed=seed + i, steps=int(s)).joints)
+            seconds += time.perf_counter() - t0
+            yield {"stage": f"steps {s}", "done": i + 1, "of": len(prompts)}
+        row = embedding_row(ev, np.stack(gen), prompts, gt_emb)
+        rows[str(s)] = {c: row[c] for c in ("R@1", "R@2", "R@3", "FID", "MM-Dist")}
+        rows[str(s)]["s/clip"] = seconds / len(prompts)
+    yield {"done": True, "rows": rows, "table": steps_table(rows), "n": len(prompts)}
+
+
+def steps_table(rows: dict[str, dict]) -> str:
+    cols = ["R@1", "R@2", "R@3", "FID", "MM-Dist", "s/clip"]
+    lines = ["| steps | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for s, r in rows.items():
+        lines.append(f"| {s} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |")
+    return "\n".join(lines)
+
+
 def table(rows: dict[str, dict]) -> str:
     cols = ["R@1", "R@2", "R@3", "FID", "KID", "MM-Dist", "Diversity", "MModality", "C-F1 intra", "C-F1 inter"]
     lines = ["| Method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
@@ -103,6 +148,18 @@ def table(rows: dict[str, dict]) -> str:
 
 
 # --- CLI ------------------------------------------------------------------------------------------
+def step_counts(text: str) -> list[int]:
+    """'5,10,20,50' -> [5, 10, 20, 50] (argparse type of --steps-curve)."""
+    try:
+        counts = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        counts = []
+    if not counts or any(not 1 <= c <= 1000 for c in counts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated step counts in 1..1000 (e.g. 5,10,20,50); "
+                                         f"got {text!r}")
+    return counts
+
+
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="model", metavar="MODEL", required=True)
     d = sub.add_parser("diffusion", help="HandX Table 2 layout on the corpus test split")
@@ -111,21 +168,59 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--evaluator", help="evaluator folder (default: the shipped one)")
     d.add_argument("--n", type=int, default=512, help="test prompts to generate (default 512)")
     d.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
-    d.add_argument("--json", help="also write the rows to this JSON file")
+    d.add_argument("--constraints", action="store_true",
+                   help="also score keyframes, in-betweening, wrist path, locked hand and continue through the "
+                        "constraint path, with interpenetration and joint limits (a second table)")
+    d.add_argument("--constraints-n", type=int, default=32, metavar="N",
+                   help="test clips for --constraints (default 32; 6 generations each)")
+    d.add_argument("--steps-curve", type=step_counts, metavar="S1,S2,...",
+                   help="R@1/2/3, FID, MM-Dist and seconds per clip for each sampler step count, same prompts")
+    d.add_argument("--skip-main", action="store_true",
+                   help="leave out the main table (with --constraints and/or --steps-curve)")
+    d.add_argument("--json", help="also write the rows to this JSON file; with --constraints or --steps-curve "
+                                  "it holds {\"main\", \"steps_curve\", \"constraints\"}")
+
+
+def _progress(item: dict, every: int = 64) -> None:
+    import sys
+    if item["done"] % every == 0 or item["done"] == item["of"]:
+        print(f"{item['stage']}: {item['done']}/{item['of']}", file=sys.stderr, flush=True)
+
+
+def _last(items: Iterator[dict], every: int = 64) -> dict:
+    for item in items:
+        if item.get("done") is True:
+            return item
+        _progress(item, every)
+    raise RuntimeError("evaluation ended without a result")
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import sys
-    last = {}
-    for item in evaluate_diffusion_iter(args.data, args.checkpoint, args.evaluator, args.n, args.steps):
-        if item.get("done") is True:
-            last = item
-        elif item["done"] % 64 == 0 or item["done"] == item["of"]:
-            print(f"{item['stage']}: {item['done']}/{item['of']}", file=sys.stderr, flush=True)
-    print(f"{last['n']} test prompts, steps {last['steps'] or 'default'}")
-    print(last["table"])
+    extras = bool(getattr(args, "constraints", False) or getattr(args, "steps_curve", None))
+    if getattr(args, "skip_main", False) and not extras:
+        raise ValueError("--skip-main leaves nothing to do: add --constraints and/or --steps-curve")
+    out: dict = {}
+    if not getattr(args, "skip_main", False):
+        last = _last(evaluate_diffusion_iter(args.data, args.checkpoint, args.evaluator, args.n, args.steps))
+        print(f"{last['n']} test prompts, steps {last['steps'] or 'default'}")
+        print(last["table"])
+        out["main"] = last["rows"]
+    if getattr(args, "steps_curve", None):
+        last = _last(steps_curve_iter(args.data, args.steps_curve, args.checkpoint, args.evaluator, args.n))
+        print(f"\nquality vs sampler steps, {last['n']} test prompts")
+        print(last["table"])
+        out["steps_curve"] = last["rows"]
+    if getattr(args, "constraints", False):
+        from engine.api import Studio
+        from engine.evaluation.constraint_eval import evaluate_constraints_iter
+        pipeline = Studio.load(device="cpu", diffusion=args.checkpoint).pipeline("diffusion")
+        last = _last(evaluate_constraints_iter(args.data, pipeline, args.constraints_n, args.steps), every=30)
+        print(f"\nconstraints, {last['n']} test clips, steps {last['steps'] or 'default'} "
+              "(targets: locked <= 1e-5, wrist <= 5 mm, seam ratio <= 2)")
+        print(last["table"])
+        out["constraints"] = last["rows"]
     if args.json:
-        Path(args.json).write_text(json.dumps(last["rows"], indent=1))
+        Path(args.json).write_text(json.dumps(out if extras else out["main"], indent=1))
     return 0
 
 
@@ -145,7 +240,7 @@ def run_train_evaluator(args: argparse.Namespace) -> int:
     corpus = Corpus(args.data)
     entries = [e for e in corpus.index if e["split"] == "train"]
     joints = corpus.arrays("train")["joints"].astype(np.float32)
-    count = _token_counter()
+    count = token_counter()
     prompts = [corpus_captions(e, 32, count) for e in entries]
     tcfg = EvalTrainConfig(steps=args.steps, batch=args.batch, seed=args.seed, threads=args.threads)
     for item in train_evaluator_iter(joints, prompts, args.out, EvaluatorConfig(), tcfg):
