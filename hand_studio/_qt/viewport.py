@@ -1,4 +1,6 @@
-"""The 3D viewport: a VisPy SceneCanvas with the hands, the stage and a turntable camera.
+"""The 3D viewport: a VisPy SceneCanvas with the hands, the stage and a turntable camera, plus
+the onion skin, the wrist motion paths and joint picking (a click projects the current frame's
+42 keypoints on the CPU and takes the nearest within a few pixels; see ``_vispy/picking.py``).
 
 World frame (docs/architecture.md): +Y up, +X the performer's right, the performer looks
 along -Z. With ``TurntableCamera(up="+y")`` the eye sits at ``(-cos az, ., sin az)``, so
@@ -16,8 +18,12 @@ from vispy import scene
 from vispy.io import write_png
 
 from hand_studio._vispy.hands_visual import HandsVisual, StageVisual
+from hand_studio._vispy.onion_visual import CompareGhostVisual, OnionSkinVisual
+from hand_studio._vispy.picking import PICK_RADIUS_PX, pick_nearest, project_points, transform_matrix
+from hand_studio._vispy.wrist_path_visual import WristPathVisual
 from hand_studio.model.document import Document
 from hand_studio.model.events import Event
+from hand_studio.model.tracks import HANDS
 
 BACKGROUND = "#1d1f23"
 # name -> (azimuth, elevation) in degrees
@@ -27,6 +33,7 @@ CAMERA_PRESETS: dict[str, tuple[float, float]] = {
     "first_person": (90.0, 28.0),   # behind and above the hands, looking along -Z
     "orbit": (-112.0, 36.0),        # 3/4 view from the front right, above
 }
+CLICK_SLOP_PX = 4.0  # a press and release closer than this is a click (a pick), not a drag
 
 
 class QtViewport(QWidget):
@@ -34,6 +41,12 @@ class QtViewport(QWidget):
 
     sig_camera_preset_changed = Signal(str)
     """A camera preset was applied (its name)."""
+    sig_joint_picked = Signal(str, int)
+    """A click picked a joint ('left'/'right', keypoint 0..20), or cleared the pick ('', -1)."""
+    sig_onion_skin_toggled = Signal(bool)
+    """The onion skin was shown (True) or hidden (False)."""
+    sig_wrist_paths_toggled = Signal(bool)
+    """The wrist motion paths were shown (True) or hidden (False)."""
 
     def __init__(self, document: Document, hands, parent: QWidget | None = None,
                  upload: str = "buffer", size: tuple[int, int] = (960, 640)):
@@ -50,9 +63,15 @@ class QtViewport(QWidget):
         self.view.camera.depth_value = 10.0
         self.stage = StageVisual(parent=self.view.scene)
         self.hands_visual = HandsVisual(document, hands, parent=self.view.scene, upload=upload)
+        self.onion_skin = OnionSkinVisual(self.hands_visual, parent=self.view.scene)
+        self.wrist_paths = WristPathVisual(document, parent=self.view.scene)
+        self.compare_ghost = CompareGhostVisual(self.hands_visual, parent=self.view.scene)
         self.camera_preset = "orbit"
+        self._press_pos: tuple[float, float] | None = None
 
         self.view.camera.transform.changed.connect(self._on_camera_change)
+        self.canvas.events.mouse_press.connect(self._on_mouse_press)
+        self.canvas.events.mouse_release.connect(self._on_mouse_release)
         document.events.clip.connect(self._on_clip_change)
         self._on_clip_change()
         self.set_camera_preset("orbit")
@@ -70,7 +89,10 @@ class QtViewport(QWidget):
     def _on_camera_change(self, event=None) -> None:
         """Light from above and left of the eye, so the lit side always faces the viewer."""
         forward, right, up = self.camera_axes()
-        self.hands_visual.set_light_dir(forward - 0.6 * up + 0.35 * right)
+        light = forward - 0.6 * up + 0.35 * right
+        self.hands_visual.set_light_dir(light)
+        self.onion_skin.set_light_dir(light)
+        self.compare_ghost.set_light_dir(light)
 
     # --- camera -------------------------------------------------------------------------
     def camera_axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -107,6 +129,98 @@ class QtViewport(QWidget):
         cam.scale_factor = 2 * radius * margin
         cam.view_changed()
 
+    # --- onion skin and wrist paths -------------------------------------------------------
+    @property
+    def onion_skin_visible(self) -> bool:
+        return self.onion_skin.visible
+
+    def set_onion_skin_visible(self, visible: bool) -> None:
+        """Show/hide ghosts of the hands around the playhead (``set_onion_skin_range``)."""
+        visible = bool(visible)
+        if visible != self.onion_skin.visible:
+            self.onion_skin.visible = visible
+            self.sig_onion_skin_toggled.emit(visible)
+
+    def set_onion_skin_range(self, before: int | None = None, after: int | None = None,
+                             step: int | None = None) -> None:
+        """Ghosts before / after the playhead (0..12 each, default 3) every ``step`` frames."""
+        self.onion_skin.set_range(before, after, step)
+
+    def set_onion_skin_style(self, style: str) -> None:
+        """'mesh' (translucent hands, default) or 'skeleton' (bones only; cheaper)."""
+        self.onion_skin.style = style
+
+    @property
+    def wrist_paths_visible(self) -> bool:
+        return self.wrist_paths.visible
+
+    def set_wrist_paths_visible(self, visible: bool) -> None:
+        """Show/hide both wrists' motion paths, their key and playhead markers and pinned paths."""
+        visible = bool(visible)
+        if visible != self.wrist_paths.visible:
+            self.wrist_paths.visible = visible
+            self.sig_wrist_paths_toggled.emit(visible)
+
+    @property
+    def compare_clip(self):
+        """The other take's clip drawn as a ghost at the playhead, or None."""
+        return self.compare_ghost.clip
+
+    def set_compare_clip(self, clip) -> None:
+        """Draw ``clip`` (another take) as a translucent ghost at the playhead; None hides it."""
+        self.compare_ghost.set_clip(clip)
+
+    # --- picking ------------------------------------------------------------------------
+    def project_joints(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The current frame's keypoints on the canvas: xy (2, 21, 2) logical pixels from the
+        top left (as mouse positions), depth (2, 21) and in_front (2, 21) bool."""
+        tr = self.hands_visual.joint_markers.get_transform("visual", "canvas")
+        xy, depth, ok = project_points(self.hands_visual.joints.reshape(-1, 3), transform_matrix(tr))
+        return xy.reshape(2, 21, 2), depth.reshape(2, 21), ok.reshape(2, 21)
+
+    def joint_at(self, pos, radius: float = PICK_RADIUS_PX) -> tuple[str, int] | None:
+        """The keypoint drawn nearest canvas position ``pos`` (x, y) within ``radius`` pixels,
+        as ('left'/'right', keypoint 0..20); None when there is none. Picks nothing."""
+        xy, depth, ok = self.project_joints()
+        i = pick_nearest(xy.reshape(-1, 2), pos, radius, depth.ravel(), ok.ravel())
+        return None if i is None else (HANDS[i // 21], i % 21)
+
+    @property
+    def picked_joint(self) -> tuple[str, int] | None:
+        """The highlighted joint ('left'/'right', keypoint 0..20), or None."""
+        p = self.hands_visual.picked
+        return None if p is None else (HANDS[p[0]], p[1])
+
+    def set_picked_joint(self, joint: tuple[str, int] | None) -> None:
+        """Highlight a joint (it follows the playhead) or clear with None; emits sig_joint_picked
+        when the pick changes."""
+        new = None
+        if joint is not None:
+            hand, j = joint
+            if hand not in HANDS:
+                raise ValueError(f"picked hand must be 'left' or 'right'; got {hand!r}")
+            new = (HANDS.index(hand), int(j))
+        if new == self.hands_visual.picked:
+            return
+        self.hands_visual.picked = new
+        self.sig_joint_picked.emit(*(joint if joint is not None else ("", -1)))
+
+    def pick(self, pos, radius: float = PICK_RADIUS_PX) -> tuple[str, int] | None:
+        """What a click at ``pos`` does: pick the joint there (or clear the pick) and return it."""
+        joint = self.joint_at(pos, radius)
+        self.set_picked_joint(joint)
+        return joint
+
+    def _on_mouse_press(self, event) -> None:
+        self._press_pos = tuple(event.pos[:2]) if event.button == 1 else None
+
+    def _on_mouse_release(self, event) -> None:
+        press, self._press_pos = self._press_pos, None
+        if press is None or event.button != 1:
+            return
+        if math.dist(press, tuple(event.pos[:2])) <= CLICK_SLOP_PX:  # a click, not a camera drag
+            self.pick(event.pos[:2])
+
     # --- images -------------------------------------------------------------------------
     def render(self) -> np.ndarray:
         """The canvas as an RGBA image (H, W, 4) uint8."""
@@ -124,6 +238,11 @@ class QtViewport(QWidget):
             return
         self.document.events.clip.disconnect(self._on_clip_change)
         self.view.camera.transform.changed.disconnect(self._on_camera_change)
+        self.canvas.events.mouse_press.disconnect(self._on_mouse_press)
+        self.canvas.events.mouse_release.disconnect(self._on_mouse_release)
+        self.onion_skin.close()
+        self.wrist_paths.close()
+        self.compare_ghost.close()
         self.hands_visual.close()
         self.stage.close()
         self.hands_visual = None

@@ -1,4 +1,5 @@
-"""VisPy visuals for the two hands and the stage (floor grid + XYZ axes).
+"""VisPy visuals for the two hands (with the picked-joint highlight) and the stage (floor grid +
+XYZ axes), and the pose cache the hands, the onion skin and the compared take pose frames with.
 
 ``HandsVisual`` listens to a :class:`~hand_studio.model.Document`: on a frame change it poses
 both hands with the engine (``TwoHands.forward`` under ``torch.no_grad``), computes smooth
@@ -11,6 +12,7 @@ relies on vispy 0.17's ``MeshVisual._vertices`` and ``ShadingFilter._normals`` b
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -24,6 +26,7 @@ from hand_studio.model.events import Event
 # left = warm skin, right = cool skin; distinct so tests and users can tell them apart
 HAND_COLORS = ((0.93, 0.66, 0.50, 1.0), (0.58, 0.72, 0.93, 1.0))
 BONE_COLOR = (1.0, 0.95, 0.35, 1.0)
+PICK_COLOR = (0.2, 1.0, 0.45, 1.0)
 UPLOAD_MODES = ("buffer", "set_data")
 # (child, parent) keypoint pairs of the 20 bones
 BONES = np.array([(j, p) for j, p in enumerate(KEYPOINT_PARENTS) if p >= 0], np.int32)  # (20, 2)
@@ -53,6 +56,66 @@ def floor_grid(y: float, half_size: float = 0.5, step: float = 0.05, major_every
     return np.asarray(pos, np.float32), np.asarray(col, np.float32)
 
 
+class FramePose(NamedTuple):
+    """Both hands posed at one frame (float32, current hand model)."""
+
+    vertices: list  # [left (Vl, 3), right (Vr, 3)]
+    normals: list  # [left (Vl, 3), right (Vr, 3)] unit smooth normals
+    joints: np.ndarray  # (2, 21, 3) keypoints
+
+
+class PoseCache:
+    """One clip's frames posed by the hand model, least recently used out. Posing is the
+    engine's ``TwoHands.forward`` under ``no_grad``; smooth normals are computed once per frame.
+    A frame of the default hands holds ~80 kB: 360 frames (12 s at 30 fps) ~28 MB."""
+
+    def __init__(self, hands, clip=None, size: int = 360):
+        self.hands = hands
+        self.size = int(size)
+        self.faces = (np.ascontiguousarray(hands.left.faces, np.int32),
+                      np.ascontiguousarray(hands.right.faces, np.int32))
+        self._cache: OrderedDict[int, FramePose] = OrderedDict()
+        self.clip = None
+        if clip is not None:
+            self.set_clip(clip)
+
+    def set_clip(self, clip) -> None:
+        dev = self.hands.device
+        self.clip = clip
+        self._params = {k: torch.from_numpy(np.asarray(getattr(clip, k))).to(dev)
+                        for k in ("betas", "global_orient", "hand_pose", "transl")}
+        self._cache.clear()
+
+    @torch.no_grad()
+    def poses(self, frames) -> list[FramePose]:
+        """Several frames at once: the uncached ones are posed in one batched forward pass
+        (7 frames cost about what 1 does), so onion skins add little per playback tick."""
+        frames = [int(f) for f in frames]
+        T = self.clip.num_frames
+        for f in frames:
+            if not 0 <= f < T:
+                raise ValueError(f"frame must be in 0..{T - 1}; got {f}")
+        missing = sorted({f for f in frames if f not in self._cache})
+        if missing:
+            p = self._params
+            idx = torch.as_tensor(missing, dtype=torch.long, device=p["transl"].device)
+            verts, joints = self.hands(p["betas"], p["global_orient"][idx], p["hand_pose"][idx],
+                                       p["transl"][idx])  # [(M, V, 3)] * 2, (M, 2, 21, 3)
+            verts = [v.float().cpu().numpy() for v in verts]
+            joints = joints.float().cpu().numpy()
+            for i, f in enumerate(missing):
+                vs = [np.ascontiguousarray(verts[h][i]) for h in range(2)]
+                ns = [vertex_normals(vs[h], self.faces[h]) for h in range(2)]
+                self._cache[f] = FramePose(vs, ns, joints[i])
+        out = []
+        for f in frames:
+            self._cache.move_to_end(f)
+            out.append(self._cache[f])
+        while len(self._cache) > max(self.size, len(frames)):
+            self._cache.popitem(last=False)
+        return out
+
+
 class HandsVisual:
     """Left and right hand meshes, optional skeleton lines and joint markers, one Document.
 
@@ -61,16 +124,14 @@ class HandsVisual:
     """
 
     def __init__(self, document: Document, hands, parent: scene.Node | None = None,
-                 upload: str = "buffer", cache_frames: int = 256):
+                 upload: str = "buffer", cache_frames: int = 360):
         if upload not in UPLOAD_MODES:
             raise ValueError(f"upload must be one of {UPLOAD_MODES}; got {upload!r}")
         self.document = document
         self.hands = hands
         self.upload = upload
-        self._cache: OrderedDict[int, tuple[list[np.ndarray], np.ndarray]] = OrderedDict()
-        self._cache_frames = int(cache_frames)
-        self.faces = (np.ascontiguousarray(hands.left.faces, np.int32),
-                      np.ascontiguousarray(hands.right.faces, np.int32))
+        self.cache = PoseCache(hands, size=cache_frames)
+        self.faces = self.cache.faces
 
         self.node = scene.Node(parent=parent, name="hands")
         self.meshes = []
@@ -84,6 +145,11 @@ class HandsVisual:
         for overlay in (self.skeleton, self.joint_markers):
             overlay.set_gl_state("translucent", depth_test=False)
             overlay.order = 10  # drawn after the meshes so bones show through the skin
+        self.picked_marker = scene.visuals.Markers(parent=self.node, scaling=False)
+        self.picked_marker.set_gl_state("translucent", depth_test=False)
+        self.picked_marker.order = 11
+        self.picked_marker.visible = False
+        self._picked: tuple[int, int] | None = None
         self.skeleton_visible = False
 
         self.vertices: list[np.ndarray] = []  # current frame, [(Vl, 3), (Vr, 3)]
@@ -100,44 +166,42 @@ class HandsVisual:
 
     # --- model events ---------------------------------------------------------------------
     def _on_clip_change(self, event: Event | None = None) -> None:
-        clip = self.document.clip
-        dev = self.hands.device
-        self._params = {k: torch.from_numpy(np.asarray(getattr(clip, k))).to(dev)
-                        for k in ("betas", "global_orient", "hand_pose", "transl")}
-        self._cache.clear()
-        verts, joints = self._pose(self.document.frame)
+        self.cache.set_clip(self.document.clip)
+        pose = self.pose(self.document.frame)
         for h, mesh in enumerate(self.meshes):  # full upload: builds program and buffers once
-            mesh.set_data(vertices=verts[h], faces=self.faces[h], color=HAND_COLORS[h])
-        self._show(verts, joints)
+            mesh.set_data(vertices=pose.vertices[h], faces=self.faces[h], color=HAND_COLORS[h])
+        self._show(pose)
 
     def _on_frame_change(self, event: Event | None = None) -> None:
-        self._show(*self._pose(self.document.frame))
+        self._show(self.pose(self.document.frame))
 
     # --- posing ---------------------------------------------------------------------------
-    @torch.no_grad()
-    def _pose(self, frame: int) -> tuple[list[np.ndarray], np.ndarray]:
-        """Frame -> ([left (Vl, 3), right (Vr, 3)] float32 vertices, joints (2, 21, 3))."""
-        if frame in self._cache:
-            self._cache.move_to_end(frame)
-            return self._cache[frame]
-        p = self._params
-        sl = slice(frame, frame + 1)
-        verts, joints = self.hands(p["betas"], p["global_orient"][sl], p["hand_pose"][sl], p["transl"][sl])
-        out = ([v[0].float().cpu().numpy() for v in verts], joints[0].float().cpu().numpy())
-        self._cache[frame] = out
-        if len(self._cache) > self._cache_frames:
-            self._cache.popitem(last=False)
-        return out
+    def pose(self, frame: int) -> FramePose:
+        """Both hands at ``frame`` of the document's clip (cached)."""
+        return self.cache.poses([frame])[0]
 
-    def _show(self, verts: list[np.ndarray], joints: np.ndarray) -> None:
-        self.vertices, self.joints = verts, joints
+    def poses(self, frames) -> list[FramePose]:
+        """Several frames of the document's clip, the uncached ones posed in one batch."""
+        return self.cache.poses(frames)
+
+    @torch.no_grad()
+    def rest_vertices(self) -> list[np.ndarray]:
+        """Both hands flat at the origin with mean shape: [left (Vl, 3), right (Vr, 3)]."""
+        dev = self.hands.device
+        z = lambda *shape: torch.zeros(*shape, device=dev)  # noqa: E731
+        verts, _ = self.hands(z(2, 10), z(1, 2, 3), z(1, 2, 45), z(1, 2, 3))
+        return [v[0].float().cpu().numpy() for v in verts]
+
+    def _show(self, pose: FramePose) -> None:
+        self.vertices, self.joints = pose.vertices, pose.joints
         for h, mesh in enumerate(self.meshes):
             if self.upload == "set_data":
-                mesh.set_data(vertices=verts[h], faces=self.faces[h], color=HAND_COLORS[h])
+                mesh.set_data(vertices=pose.vertices[h], faces=self.faces[h], color=HAND_COLORS[h])
             else:
-                _upload_positions(mesh, verts[h], self.faces[h])
+                _upload_positions(mesh, pose.vertices[h], self.faces[h], pose.normals[h])
         if self._skeleton_visible:
             self._update_skeleton()
+        self._update_picked()
 
     def _update_skeleton(self) -> None:
         j = self.joints  # (2, 21, 3)
@@ -147,7 +211,31 @@ class HandsVisual:
         self.joint_markers.set_data(j.reshape(-1, 3), face_color=colors, edge_color="white",
                                     size=7, edge_width=1)
 
+    def _update_picked(self) -> None:
+        if self._picked is None:
+            self.picked_marker.visible = False
+            return
+        h, j = self._picked
+        self.picked_marker.set_data(self.joints[h, j][None], face_color=PICK_COLOR,
+                                    edge_color="white", size=14, edge_width=2)
+        self.picked_marker.visible = True
+
     # --- properties -----------------------------------------------------------------------
+    @property
+    def picked(self) -> tuple[int, int] | None:
+        """The highlighted joint (hand 0 = left / 1 = right, keypoint 0..20), or None."""
+        return self._picked
+
+    @picked.setter
+    def picked(self, joint: tuple[int, int] | None) -> None:
+        if joint is not None:
+            h, j = (int(x) for x in joint)
+            if h not in (0, 1) or not 0 <= j < 21:
+                raise ValueError(f"picked joint must be (hand 0..1, keypoint 0..20); got {joint!r}")
+            joint = (h, j)
+        self._picked = joint
+        self._update_picked()
+
     @property
     def skeleton_visible(self) -> bool:
         return self._skeleton_visible
@@ -185,14 +273,16 @@ class HandsVisual:
         self.node.parent = None
 
 
-def _upload_positions(mesh: scene.visuals.Mesh, vertices: np.ndarray, faces: np.ndarray) -> None:
+def _upload_positions(mesh: scene.visuals.Mesh, vertices: np.ndarray, faces: np.ndarray,
+                      normals: np.ndarray | None = None) -> None:
     """Write one frame's positions and smooth normals straight into the mesh's GPU buffers.
 
     vispy 0.17 draws meshes unindexed, so both buffers hold (3F, 3) rows in face order. The
     MeshData gets the same positions (cheap, no upload) so that anything vispy rebuilds from it
     later (a pending ``set_data``, a shading change) shows this frame, not a stale one.
     """
-    normals = vertex_normals(vertices, faces)
+    if normals is None:
+        normals = vertex_normals(vertices, faces)
     mesh.mesh_data.set_vertices(vertices)
     mesh._vertices.set_data(vertices[faces].reshape(-1, 3), convert=True)
     mesh.shading_filter._normals.set_data(normals[faces].reshape(-1, 3), convert=True)
