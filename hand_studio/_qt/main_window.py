@@ -1,6 +1,7 @@
 """The main window: viewport in the centre, the timeline dock at the bottom, the prompt and takes
 docks on the right, File / Edit / Generate / View menus, the undo stack, projects with autosave
-and crash recovery. Closing the window cancels a running generation and waits for its thread.
+and crash recovery. Import (Ctrl+I) and Export (Ctrl+E) open dialogs whose work runs on a worker
+thread, shown in the status bar. Closing the window cancels running work and waits for its threads.
 
 Widgets write user actions into the Document (edits as undoable commands through the window's
 QUndoStack); the viewport, the timeline and the playback bar listen to it.
@@ -22,6 +23,7 @@ import torch
 from engine.api import Studio
 from engine.threads import KINEMATICS_THREADS
 from engine.motion.clip import Clip
+from hand_studio._qt.dialogs import QtExportDialog, QtFileJob, QtImportDialog
 from hand_studio._qt.prompt_panel import QtPromptPanel
 from hand_studio._qt.takes_panel import QtTakesPanel
 from hand_studio._qt.timeline import (CONTACT_COLOR, GENERATED_COLOR, KEYED_COLOR,
@@ -32,6 +34,8 @@ from hand_studio.model import commands as C
 from hand_studio.model import project as P
 from hand_studio.model.document import Document
 from hand_studio.model.events import Event
+from hand_studio.model.exchange import (ExchangeError, ExportRequest, ImportRequest, ImportResult, export_iter,
+                                        import_iter)
 
 ORGANISATION = "HandStudio"
 APPLICATION = "Hand Studio"
@@ -133,6 +137,14 @@ class MainWindow(QMainWindow):
     """A clip file was opened (its path)."""
     sig_project_saved = Signal(str)
     """The project was saved (its folder)."""
+    sig_export_finished = Signal(list)
+    """An export wrote its files (their paths, str)."""
+    sig_import_finished = Signal(str)
+    """An import became a take or a document (the take's name)."""
+    sig_job_failed = Signal(str)
+    """An import or export failed (the message shown)."""
+    sig_job_cancelled = Signal(str)
+    """An import or export was cancelled ('import' or 'export'); nothing changed."""
 
     def __init__(self, studio: Studio, document: Document | None = None,
                  settings: QSettings | None = None, parent: QWidget | None = None,
@@ -180,6 +192,15 @@ class MainWindow(QMainWindow):
         self.prompt_dock = self._dock("Generate", "prompt_dock", scroll, Qt.RightDockWidgetArea)
         self.takes_panel = QtTakesPanel(self.document, self.push, self)
         self.takes_panel.sig_message.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        self.job = QtFileJob(self)
+        self.job.setObjectName("file_job")
+        self.job.sig_finished.connect(self._on_job_finished)
+        self.job.sig_failed.connect(self._on_job_failed)
+        self.job.sig_cancelled.connect(self._on_job_cancelled)
+        self.export_dialog: QtExportDialog | None = None
+        self.import_dialog: QtImportDialog | None = None
+        self.last_job_error = ""
+        self._compare_shown = None  # the clip last handed to the viewport as the ghost
         self.takes_dock = self._dock("Takes", "takes_dock", self.takes_panel, Qt.RightDockWidgetArea)
         self.resizeDocks([self.prompt_dock, self.takes_dock], [700, 170], Qt.Vertical)
 
@@ -196,8 +217,10 @@ class MainWindow(QMainWindow):
         models = ", ".join(studio.models) or "no generation model installed"
         self.status_label = QLabel(f"device: {studio.device}   hands: {hands['backend']} "
                                    f"({hands['vertices'][0]} vertices)   model: {models}")
+        self.statusBar().addPermanentWidget(self.job)
         self.statusBar().addPermanentWidget(self.status_label)
         self.document.events.clip.connect(self._on_clip_change)
+        self.document.events.compare.connect(self._on_compare_change)
         self.undo_stack.cleanChanged.connect(self._update_title)
         self._on_clip_change()
         self._restore_settings()
@@ -217,13 +240,16 @@ class MainWindow(QMainWindow):
         self.action_open_project = self._action(file_menu, "&Open project…", self._open_project_dialog,
                                                 QKeySequence.Open)
         self.action_open = self._action(file_menu, "Open &clip…", self._open_dialog, "Ctrl+Shift+O")
+        self.action_import = self._action(file_menu, "&Import…", self.show_import_dialog, "Ctrl+I")
+        self.action_import.setToolTip("Import motion (npz, npy, json, BVH, FBX) as a new take or document")
         self.recent_menu = file_menu.addMenu("Open &recent")
         file_menu.addSeparator()
         self.action_save_project = self._action(file_menu, "&Save project", self.save,
                                                 QKeySequence.Save)
         self.action_save_project_as = self._action(file_menu, "Save project &as…", self.save_as,
                                                    QKeySequence.SaveAs)
-        self.action_save_as = self._action(file_menu, "&Export clip as…", self._save_dialog, "Ctrl+E")
+        self.action_export = self._action(file_menu, "&Export…", self.show_export_dialog, "Ctrl+E")
+        self.action_export.setToolTip("Export the current take as FBX, BVH, glTF or a clip file")
         file_menu.addSeparator()
         self.action_quit = self._action(file_menu, "&Quit", self.close, QKeySequence.Quit)
         self.action_quit.setMenuRole(QAction.QuitRole)
@@ -268,6 +294,10 @@ class MainWindow(QMainWindow):
             self.pin_actions[hand] = self._action(gen_menu, f"Pin {hand} wrist path and regenerate",
                                                   lambda checked=False, h=hand: self.pin_wrist_and_regenerate(h))
         self.action_extend = self._action(gen_menu, "&Extend take", self.extend_take, "Ctrl+Shift+Return")
+        self.action_describe = self._action(gen_menu, "&Describe take (into the prompt)", lambda: pp.describe_take(),
+                                            "Ctrl+Shift+D")
+        self.action_describe.setEnabled(pp.has_captioner)
+        self.action_describe.setToolTip(pp.describe_button.toolTip())
         gen_menu.addSeparator()
         self.action_cancel_generation = self._action(gen_menu, "&Cancel generation", pp.cancel, "Esc")
         self.action_reroll = self._action(gen_menu, "&Re-roll seed", pp.reroll, "Ctrl+R")
@@ -395,16 +425,14 @@ class MainWindow(QMainWindow):
         if path:
             self.open_clip(path)
 
-    def _save_dialog(self) -> None:
-        start = str(self.document.path) if self.document.path else self._last_dir()
-        path, _ = QFileDialog.getSaveFileName(self, "Export clip as", start, CLIP_FILTER)
-        if path:
-            self.save_clip(path)
-
     def open_clip(self, path: str | os.PathLike) -> bool:
-        """Start a new document from a clip file. On failure shows the engine's message and
-        nothing changes; unsaved changes are offered for saving first."""
+        """Start a new document from a clip file. A ``.npz`` clip (bounded, fast to read) opens at
+        once: on failure the engine's message is shown and nothing changes; unsaved changes are
+        offered for saving first. Other formats go through the importer on a worker thread
+        (``import_file``); then True means the import started."""
         path = Path(path)
+        if path.suffix.lower() != ".npz":
+            return self.import_file(path, mode="document")
         try:
             clip = Clip.load(path)
         except (ValueError, OSError) as e:  # ClipError is a ValueError
@@ -420,7 +448,8 @@ class MainWindow(QMainWindow):
         return True
 
     def save_clip(self, path: str | os.PathLike) -> bool:
-        """Write the current take's clip (format by extension)."""
+        """Write the current take's clip at once (format by extension; scripts and tests). The
+        Export dialog is the UI's way: it runs on a worker thread."""
         path = Path(path)
         try:
             saved = self.document.clip.save(path)
@@ -433,6 +462,136 @@ class MainWindow(QMainWindow):
         self._update_title()
         self.statusBar().showMessage(f"Saved {Path(saved).name}", 5000)
         return True
+
+    # --- import / export (dialogs; the work runs on the file job's worker) ----------------
+    def show_export_dialog(self) -> QtExportDialog:
+        """Open the export dialog (window-modal, non-blocking) filled from the current take."""
+        if self.export_dialog is None:
+            self.export_dialog = QtExportDialog(self.document, self.settings, parent=self)
+            self.export_dialog.sig_export_requested.connect(self.start_export)
+        else:
+            self.export_dialog.reset()
+        self.export_dialog.open()
+        return self.export_dialog
+
+    def show_import_dialog(self) -> QtImportDialog:
+        """Open the import dialog (window-modal, non-blocking)."""
+        if self.import_dialog is None:
+            self.import_dialog = QtImportDialog(self._last_dir(), parent=self)
+            self.import_dialog.sig_import_requested.connect(self.start_import)
+        self.import_dialog.open()
+        return self.import_dialog
+
+    def _busy(self) -> bool:
+        if self.job.running:
+            self.statusBar().showMessage(f"An {self.job.kind} is running: wait for it or cancel it first", 6000)
+            return True
+        return False
+
+    def start_export(self, request: ExportRequest) -> bool:
+        """Export the current take (as it is now) on a worker; the files appear when it is done,
+        nothing is written if it fails or is cancelled."""
+        if self._busy():
+            return False
+        clip = self.document.clip
+        try:
+            request.check(clip)
+        except (ExchangeError, ValueError) as e:
+            return self._job_error("export", str(e))
+        snapshot = clip.copy()  # edits during the export do not reach the worker
+        return self.job.start("export", lambda: export_iter(snapshot, request),
+                              f"Exporting {', '.join(p.name for p in request.output_files())}",
+                              context=request, cancel_tip="Stop the export; nothing is written")
+
+    def import_file(self, path: str | os.PathLike, mode: str = "take", **options) -> bool:
+        """Import one file with the importer's options (auto-detected by default) on a worker."""
+        return self.start_import(ImportRequest((Path(path),), **options), mode)
+
+    def start_import(self, request: ImportRequest, mode: str = "take", outcome=None) -> bool:
+        """Import on a worker (or use a probe's ``outcome``: an ImportResult or an error message),
+        then add the clip as a new take (undoable) or open it as a new document."""
+        if mode not in QtImportDialog.MODES:
+            raise ValueError(f"import mode must be one of {QtImportDialog.MODES}; got {mode!r}")
+        if isinstance(outcome, ImportResult):
+            return self.apply_import(outcome, mode)
+        if isinstance(outcome, str):
+            return self._job_error("import", outcome, request)
+        if self._busy():
+            return False
+        try:
+            request.check()
+        except (ExchangeError, ValueError) as e:
+            return self._job_error("import", str(e), request)
+        names = ", ".join(p.name for p in request.paths)
+        return self.job.start("import", lambda: import_iter(request), f"Importing {names}",
+                              context=(request, mode), cancel_tip="Stop waiting; the import is discarded")
+
+    def apply_import(self, result: ImportResult, mode: str = "take") -> bool:
+        """An imported clip into the document: a new take (undoable) or a new document."""
+        request, clip = result.request, result.clip
+        if mode == "document":
+            if not self.maybe_save():
+                return False
+            self.playback.set_playing(False)
+            self._replace_document(Document(clip, request.paths[0]))
+            name = self.document.current_take.name
+        else:
+            name = self.document.unique_take_name(request.name)
+            if not self.push(lambda: C.AddTake(self.document, clip, name)):
+                return self._job_error("import", f"the imported clip could not become a take {name!r}", request)
+        for p in request.paths:
+            self._add_recent(p)
+        self.statusBar().showMessage(f"Imported {name}: {result.summary()}", 8000)
+        self.sig_import_finished.emit(name)
+        return True
+
+    def _on_job_finished(self, kind: str, item) -> None:
+        if kind == "export":
+            files = [str(p) for p in item.get("files", [])]
+            self.statusBar().showMessage(f"Exported {', '.join(Path(f).name for f in files)}", 8000)
+            self.sig_export_finished.emit(files)
+        else:
+            request, mode = self.job.context
+            self.apply_import(item["result"], mode)
+
+    def _on_job_failed(self, kind: str, message: str) -> None:
+        request = self.job.context if kind == "export" else self.job.context[0]
+        self._job_error(kind, message, request)
+
+    def _on_job_cancelled(self, kind: str) -> None:
+        what = "nothing was written" if kind == "export" else "nothing was imported"
+        self.statusBar().showMessage(f"{kind.capitalize()} cancelled; {what}", 6000)
+        self.sig_job_cancelled.emit(kind)
+
+    def _job_error(self, kind: str, message: str, request=None) -> bool:
+        """One message box naming the file and what was expected; returns False."""
+        paths = ([request.path] if isinstance(request, ExportRequest)
+                 else list(request.paths) if isinstance(request, ImportRequest) else [])
+        if paths and not any(str(p) in message or p.name in message for p in paths):
+            message = f"{paths[0]}: {message}"
+        self.last_job_error = message
+        self.show_error(f"Cannot {kind}", message)
+        self.sig_job_failed.emit(message)
+        return False
+
+    # --- take compare -------------------------------------------------------------------
+    def _on_compare_change(self, event: Event | None = None) -> None:
+        """Hand the compared take's clip (None: not comparing, or it is the current take) to the
+        viewport, which draws it as a translucent ghost, when the viewport can."""
+        clip = self.document.compare_clip
+        if clip is self._compare_shown:
+            return
+        self._compare_shown = clip
+        can_draw = hasattr(self.viewport, "set_compare_clip")
+        if can_draw:
+            self.viewport.set_compare_clip(clip)
+        if clip is None:
+            return
+        name = self.document.takes[self.document.compare_take].name
+        if can_draw:
+            self.statusBar().showMessage(f"Comparing {self.document.current_take.name!r} with {name!r} (the ghost)", 8000)
+        else:
+            self.statusBar().showMessage(f"Comparing with {name!r}: this viewport cannot draw a ghost take yet", 8000)
 
     # --- projects -----------------------------------------------------------------------
     @property
@@ -619,6 +778,7 @@ class MainWindow(QMainWindow):
 
     def _on_clip_change(self, event: Event | None = None) -> None:
         self._update_title()
+        self._on_compare_change()  # switching to the compared take hides its ghost
 
     def _update_title(self, *args) -> None:
         self.setWindowTitle(f"{self.document_name()}{'*' if self.dirty else ''} — {APPLICATION}")
@@ -643,6 +803,9 @@ class MainWindow(QMainWindow):
             return
         self._closed = True
         self.prompt_panel.shutdown()  # cancel a running generation, wait for its thread
+        self.job.shutdown()  # the same for an import or export
+        if self.import_dialog is not None:
+            self.import_dialog.shutdown()
         self.takes_panel.close_listeners()
         self.autosave_timer.stop()
         self.autosaver.discard()
@@ -652,6 +815,7 @@ class MainWindow(QMainWindow):
         self.playback.close_listeners()
         self.timeline.close_listeners()
         self.document.events.clip.disconnect(self._on_clip_change)
+        self.document.events.compare.disconnect(self._on_compare_change)
         self.document.events.constraints.disconnect(self._on_constraints_change)
         self.viewport.close_visuals()
         super().closeEvent(event)

@@ -7,6 +7,11 @@ the engine runs on a ``GeneratorWorker`` (``hand_studio._qt.workers``). Previews
 viewport's hand meshes (vertex buffers only), so the real document, its takes and the undo
 history are untouched until the result arrives; then it becomes a new take through one
 undoable ``AddTake`` (with its generated-frames mask).
+
+"Describe take" captions the current take (its interval when one is set) with the CLUTCH
+captioner (``Studio.caption``) on a worker and writes the sentence into the whole-motion prompt
+field as one field edit (Ctrl+Z in the field takes it back). It is off, with a tooltip saying why,
+when no captioning model is installed.
 """
 from __future__ import annotations
 
@@ -17,20 +22,20 @@ import numpy as np
 import torch
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QPainter, QPalette
+from PySide6.QtGui import QPainter, QPalette, QTextCursor
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
                                QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QPushButton, QSizePolicy,
                                QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
-from engine.api import SHIPPED_DIFFUSION, Studio
+from engine.api import SHIPPED_CLUTCH, SHIPPED_DIFFUSION, Studio
 from engine.motion.clip import Clip, Prompt
 from engine.resources import resource_path
-from hand_studio._qt.workers import GeneratorWorker
+from hand_studio._qt.workers import GeneratorWorker, single_call
 from hand_studio._vispy.hands_visual import _upload_positions as upload_positions
 from hand_studio.model import commands as C
 from hand_studio.model.document import Document
 from hand_studio.model.events import Event
-from hand_studio.model.generation import GenerationError, GenerationOptions, plan_generation
+from hand_studio.model.generation import GenerationError, GenerationOptions, caption_request, plan_generation
 
 MAX_SEED = 2 ** 31 - 1
 DEFAULT_FRAMES = 60
@@ -43,6 +48,12 @@ def no_model_message() -> str:
             "<code>hand-studio data</code>), then copy <code>RUN/model</code> to "
             f"<code>{resource_path(SHIPPED_DIFFUSION)}</code> and restart. "
             "<code>hand-studio info</code> lists the installed models.")
+
+
+def no_captioner_message() -> str:
+    """Why "Describe take" is off."""
+    return ("No captioning model is installed: Describe take needs the CLUTCH model in "
+            f"{resource_path(SHIPPED_CLUTCH)} (shift/ and lm/; `hand-studio train clutch` makes one)")
 
 
 class PreviewHands:
@@ -173,6 +184,10 @@ class QtPromptPanel(QWidget):
     """Cancel stopped the generation; nothing was added."""
     sig_message = Signal(str)
     """One line for the status bar."""
+    sig_caption_finished = Signal(str)
+    """Describe take wrote this sentence into the prompt field."""
+    sig_caption_failed = Signal(str)
+    """Describe take failed (the message shown)."""
 
     def __init__(self, document: Document, studio: Studio, push, viewport=None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -182,6 +197,7 @@ class QtPromptPanel(QWidget):
         self.viewport = viewport
         self.preview = PreviewHands(viewport, document, studio.hands) if viewport is not None else None
         self.worker: GeneratorWorker | None = None
+        self.caption_worker: GeneratorWorker | None = None
         self.plan = None
         self._closed = False
         self._writing_prompt = False
@@ -216,9 +232,21 @@ class QtPromptPanel(QWidget):
             w.textChanged.connect(self._write_prompt)
         self.text_edit.textChanged.connect(self._write_prompt)
 
+        self.describe_button = QToolButton(self)
+        self.describe_button.setObjectName("describe_button")
+        self.describe_button.setText("Describe take")
+        self.describe_button.clicked.connect(lambda: self.describe_take())
+        self.describe_status = QLabel(self)
+        self.describe_status.setObjectName("describe_status")
+        self.describe_status.setStyleSheet("color: #a0a4ab")
+        describe_row = QHBoxLayout()
+        describe_row.addWidget(self.describe_button)
+        describe_row.addWidget(self.describe_status, 1)
+
         prompt_box = QGroupBox("Prompt", self)
         form = QFormLayout(prompt_box)
         form.addRow(self.text_edit)
+        form.addRow(describe_row)
         form.addRow("Left", self.left_edit)
         form.addRow("Right", self.right_edit)
 
@@ -361,6 +389,14 @@ class QtPromptPanel(QWidget):
     def has_model(self) -> bool:
         return self.model_combo.count() > 0
 
+    @property
+    def has_captioner(self) -> bool:
+        return "clutch" in self.studio.models
+
+    @property
+    def captioning(self) -> bool:
+        return self.caption_worker is not None and self.caption_worker.is_running
+
     def _update_state(self) -> None:
         running = self.running
         self.generate_button.setEnabled(self.has_model and not running)
@@ -368,6 +404,11 @@ class QtPromptPanel(QWidget):
                                         else "No generation model is installed (see the note above)")
         self.no_model_label.setVisible(not self.has_model)
         self.cancel_button.setEnabled(running)
+        can_caption = self.has_captioner
+        self.describe_button.setEnabled(can_caption and not self.captioning)
+        self.describe_button.setToolTip(
+            "Caption the current take (its interval when one is set) with CLUTCH and put the sentence "
+            "in the prompt" if can_caption else no_captioner_message())
 
     def _update_seconds(self) -> None:
         self.seconds_label.setText(f"{self.frames_spin.value() / self.document.fps:.2f} s")
@@ -538,13 +579,76 @@ class QtPromptPanel(QWidget):
         self.sig_generation_failed.emit(message)
         return False
 
+    # --- describe take (motion -> text) -------------------------------------------------------
+    def describe_take(self) -> bool:
+        """Caption the current take on a worker; the sentence replaces the whole-motion prompt."""
+        if self.captioning:
+            self.sig_message.emit("Describe take is already running")
+            return False
+        if not self.has_captioner:
+            return self._caption_fail(no_captioner_message())
+        try:
+            clip, what = caption_request(self.document)
+        except ValueError as e:
+            return self._caption_fail(str(e))
+        studio = self.studio
+        self.caption_worker = GeneratorWorker(lambda: single_call(studio.caption, clip, text=f"describing {what}…"),
+                                              parent=self)
+        self.caption_worker.sig_finished.connect(self._on_caption_finished)
+        self.caption_worker.sig_errored.connect(self._on_caption_errored)
+        self.caption_worker.sig_cancelled.connect(self._on_caption_cancelled)
+        self.describe_status.setText(f"describing {what}…")
+        self.caption_worker.start()
+        self._update_state()
+        return True
+
+    def _end_caption(self) -> None:
+        self.caption_worker.deleteLater()
+        self.caption_worker = None
+        self.describe_status.setText("")
+        self._update_state()
+
+    def _on_caption_finished(self, item: dict) -> None:
+        if self._closed:
+            return
+        self._end_caption()
+        text = str(item["result"]).strip()
+        cursor = self.text_edit.textCursor()  # one edit in the field's own undo history
+        cursor.beginEditBlock()
+        cursor.select(QTextCursor.Document)
+        cursor.insertText(text)
+        cursor.endEditBlock()
+        self.text_edit.setTextCursor(cursor)
+        self.sig_message.emit(f"Described the take: {text}")
+        self.sig_caption_finished.emit(text)
+
+    def _on_caption_errored(self, message: str) -> None:
+        if self._closed:
+            return
+        self._end_caption()
+        self._caption_fail(message)
+
+    def _on_caption_cancelled(self) -> None:
+        if not self._closed:
+            self._end_caption()
+
+    def _caption_fail(self, message: str) -> bool:
+        self.last_error = message
+        box = QMessageBox(QMessageBox.Warning, "Cannot describe the take", message, QMessageBox.Ok, self.window())
+        box.setObjectName("error_box")
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.open()
+        self.sig_caption_failed.emit(message)
+        return False
+
     # --- shutdown -------------------------------------------------------------------------
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         """Cancel running work and wait for its thread; stop listening. Idempotent."""
         ok = True
-        if self.worker is not None:
-            self.worker.cancel()
-            ok = self.worker.wait(timeout_ms)
+        for worker in (self.worker, self.caption_worker):
+            if worker is not None:
+                worker.cancel()
+                ok = worker.wait(timeout_ms) and ok
         self._closed = True
         if self.preview is not None:
             self.preview.close()
@@ -554,4 +658,4 @@ class QtPromptPanel(QWidget):
         return ok
 
 
-__all__ = ["QtPromptPanel", "QtProgressBar", "PreviewHands", "no_model_message"]
+__all__ = ["QtPromptPanel", "QtProgressBar", "PreviewHands", "no_model_message", "no_captioner_message"]

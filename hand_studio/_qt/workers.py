@@ -15,6 +15,9 @@ reports comes out as signals of the worker object, which lives on the GUI thread
 ``cancel()`` asks the runner to ``close()`` the generator at its next yield; threads are never
 killed. ``wait()`` blocks until the thread is gone (the main window calls it when closing).
 Exactly one of finished / errored / cancelled is emitted, after the thread has stopped.
+
+An engine call that is not a generator (captioning, an importer) goes through ``single_call``:
+one progress item, the call, then ``{"result": value}``; cancelling discards the result.
 """
 from __future__ import annotations
 
@@ -201,6 +204,14 @@ class GeneratorWorker(QObject):
             self.sig_cancelled.emit()
 
 
+def single_call(fn: Callable, *args, text: str = "working…", **kwargs) -> Iterator[dict]:
+    """One engine call as a generator: ``{"step": 0, "of": 1, "text"}``, then the call, then
+    ``{"step": 1, "of": 1, "result": value}`` (the worker's finished item). It cannot be
+    interrupted; a cancel during the call discards its result."""
+    yield {"step": 0, "of": 1, "text": text}
+    yield {"step": 1, "of": 1, "result": fn(*args, **kwargs)}
+
+
 def start_worker(make_generator: Callable[[], Iterator], parent: QObject | None = None,
                  max_rate: float = DEFAULT_MAX_RATE) -> GeneratorWorker:
     """Make a GeneratorWorker and start it (connect signals first when ordering matters:
@@ -208,4 +219,4 @@ def start_worker(make_generator: Callable[[], Iterator], parent: QObject | None 
     return GeneratorWorker(make_generator, max_rate, parent).start()
 
 
-__all__ = ["GeneratorWorker", "start_worker"]
+__all__ = ["GeneratorWorker", "single_call", "start_worker"]

@@ -8,8 +8,12 @@ the clip drops what falls past its end; the command that did it restores it on u
 Edits go through ``hand_studio.model.commands`` (undoable); the ``_set_*`` methods here are
 the mutators those commands call. Events (``document.events.<name>``, value in brackets):
 ``clip`` (the new Clip) · ``frame`` (playhead) · ``takes`` · ``keys`` · ``selection`` ·
-``constraints`` (interval, locked hands, wrist paths) · ``prompt`` · ``changed`` (revision;
-after every edit, done or undone).
+``constraints`` (interval, locked hands, wrist paths) · ``prompt`` · ``compare`` (the take shown
+as a ghost beside the current one, or None) · ``changed`` (revision; after every edit, done or
+undone).
+
+The compared take is view state, like the selection: not an undoable edit, not saved. It is held
+by its clip (renaming or reordering takes keeps it) and cleared when that take is deleted.
 """
 from __future__ import annotations
 
@@ -87,7 +91,7 @@ class Document:
 
     def __init__(self, clip: Clip | None = None, path: str | os.PathLike | None = None):
         self.events = EmitterGroup(self, "clip", "frame", "takes", "keys", "selection",
-                                   "constraints", "prompt", "changed")
+                                   "constraints", "prompt", "compare", "changed")
         clip = clip if clip is not None else Clip.rest(1)
         if not isinstance(clip, Clip):
             raise TypeError(f"clip must be an engine Clip; got {type(clip).__name__}")
@@ -98,6 +102,7 @@ class Document:
         self._selection: frozenset[KeyId] = frozenset()
         self._constraints = Constraints()
         self._prompt = Prompt()
+        self._compare_clip: Clip | None = None  # the compared take, held by its clip
         self.generation: dict = {}  # UI-independent generation settings (model, seed, steps...)
         self.path: Path | None = Path(path) if path is not None else None  # the clip file it came from
         self.project_path: Path | None = None  # the .handproj it was loaded from / saved to
@@ -241,6 +246,42 @@ class Document:
         """((frame, (x, y, z)), ...) pinned for ``hand``; empty when none."""
         return self._constraints.wrist_paths.get(check_hand(hand), ())
 
+    # --- take compare ---------------------------------------------------------------------
+    @property
+    def compare_take(self) -> int | None:
+        """Index of the take shown as a ghost for comparison; None when not comparing."""
+        if self._compare_clip is None:
+            return None
+        for i, t in enumerate(self._takes):
+            if t.clip is self._compare_clip:
+                return i
+        return None
+
+    @property
+    def compare_clip(self) -> Clip | None:
+        """The compared take's clip, or None when not comparing or when it is the current take."""
+        i = self.compare_take
+        return None if i is None or i == self._current else self._takes[i].clip
+
+    def set_compare_take(self, index: int | None) -> None:
+        """Show take ``index`` as a ghost beside the current take (None stops comparing).
+        View state: no undo, not saved. Emits ``compare`` (the index) when it changes."""
+        if index is None:
+            clip = None
+        else:
+            if isinstance(index, bool):
+                raise TypeError("compare take must be an integer index or None; got bool")
+            try:
+                index = operator.index(index)
+            except TypeError:
+                raise TypeError(f"compare take must be an integer index or None; got {type(index).__name__}") from None
+            if not 0 <= index < len(self._takes):
+                raise ValueError(f"compare take must be in 0..{len(self._takes) - 1}; got {index}")
+            clip = self._takes[index].clip
+        if clip is not self._compare_clip:
+            self._compare_clip = clip
+            self.events.compare.emit(self.compare_take)
+
     # --- prompt -------------------------------------------------------------------------
     @property
     def prompt(self) -> Prompt:
@@ -270,7 +311,12 @@ class Document:
         old_clip = self.clip
         self._takes = list(takes)
         self._current = current
+        compare_gone = self._compare_clip is not None and self.compare_take is None
+        if compare_gone:
+            self._compare_clip = None
         self.events.takes.emit(self.takes)
+        if compare_gone:
+            self.events.compare.emit(None)
         if self.clip is not old_clip:
             self._trim_to(self.clip.num_frames)
             old_frame = self._frame
@@ -337,6 +383,7 @@ class Document:
         self._selection = frozenset()
         self._constraints = copy.deepcopy(other._constraints)
         self._prompt, self.generation = other._prompt, dict(other.generation)
+        self._compare_clip = None
         self.path, self.project_path = other.path, other.project_path
         self._frame = min(other._frame, self.clip.num_frames - 1)
         self.events.takes.emit(self.takes)
@@ -346,6 +393,7 @@ class Document:
         self.events.selection.emit(self._selection)
         self.events.constraints.emit(self._constraints)
         self.events.prompt.emit(self._prompt)
+        self.events.compare.emit(None)
         self._touch()
 
 

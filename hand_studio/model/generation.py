@@ -237,5 +237,24 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
                           kept)
 
 
-__all__ = ["GenerationOptions", "GenerationPlan", "GenerationError", "plan_generation", "key_clip",
+CAPTION_FPS = 30.0  # the CLUTCH captioner reads 30 fps motion
+
+
+def caption_request(document: Document) -> tuple[Clip, str]:
+    """What "Describe take" captions: the interval when one is set, else the whole current take,
+    resampled to 30 fps when the take has another rate. Returns (clip, what it is, for messages)."""
+    clip = document.clip
+    what = f"{document.current_take.name}"
+    if document.interval is not None:
+        a, b = document.interval
+        clip = clip.slice(a, b + 1)
+        what += f", frames {a}-{b}"
+    if abs(clip.fps - CAPTION_FPS) > 1e-6:
+        from engine.export.rig import resample
+        clip = resample(clip, CAPTION_FPS)
+        what += f" (resampled to {CAPTION_FPS:g} fps)"
+    return clip, what
+
+
+__all__ = ["caption_request", "GenerationOptions", "GenerationPlan", "GenerationError", "plan_generation", "key_clip",
            "pinned_wrist_path"]
