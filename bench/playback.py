@@ -3,24 +3,24 @@
 Counts what the canvas really draws (its ``draw`` events, not timer ticks) and prints JSON:
   * ``realtime`` (plain) and ``realtime_all`` (every overlay on): the window's own Play for
     ``--seconds``: draws per second, how far the playhead got against the wall clock
-    (``lag_frames``) and clip frames never drawn (``dropped_frames``);
+    (``lag_frames``), clip frames never drawn (``dropped_frames``) and what the playback bar
+    itself counted (``bar_dropped_frames``, ``bar_frames_advanced``);
   * ``max_<overlay>``: the playhead stepped one frame as soon as the previous frame was drawn,
     i.e. the highest frame rate drawing sustains, plain and with each overlay (onion skin as
     meshes or bones, wrist paths).
 Also the GL renderer (GL_RENDERER), the machine and its load (other processes slow it down).
 Target (issue 7): >= 60 fps on the software renderer (Mesa llvmpipe).
 
-    python bench/playback.py [--seconds 4] [--frames 300] [--clock timer|elapsed]
+    python bench/playback.py [--seconds 4] [--frames 300]
 
-Starts its own Xvfb when $DISPLAY is unset. ``--clock elapsed`` replaces the playback bar's
-tick (one frame per tick) by one that sets the frame from the elapsed wall time, the proposed
-fix that drops frames to keep real time when drawing is slow.
+Starts its own Xvfb when $DISPLAY is unset. Play is real time: the playback bar sets the frame
+from the elapsed wall time and skips frames when drawing is slow, so ``lag_frames`` stays ~0 and
+a slow machine shows up as ``dropped_frames`` instead.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import subprocess
@@ -68,8 +68,6 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0, help="length of each measurement")
     ap.add_argument("--frames", type=int, default=300, help="clip length (300 = 10 s at 30 fps)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--clock", choices=("timer", "elapsed"), default="timer",
-                    help="timer: the window's playback as it is; elapsed: the proposed real-time tick")
     ap.add_argument("--modes", nargs="+", default=["realtime", "realtime_all", "plain", "onion_mesh",
                                                    "onion_skeleton", "wrist_paths", "all"],
                     help="realtime[_<overlay>]: the window's Play; <overlay>: as fast as drawing goes")
@@ -90,17 +88,14 @@ def run(args) -> dict:
     import vispy.app
     vispy.app.use_app("pyside6")  # before any QApplication
     from PySide6 import __version__ as pyside_version
-    from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer
+    from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from engine.api import Studio
     from engine.data.synth import generate_clip
-    from hand_studio._qt.main_window import MainWindow, QtPlaybackBar
+    from hand_studio._qt.main_window import MainWindow
     from hand_studio.model.document import Document
-
-    if args.clock == "elapsed":
-        patch_elapsed_clock(QtPlaybackBar, QElapsedTimer, Qt)
 
     clip, _ = generate_clip(args.seed, frames=args.frames)  # two hands, procedural actions
     studio = Studio.load(device="cpu")
@@ -177,6 +172,8 @@ def run(args) -> dict:
             pump(args.seconds)
             win.playback.set_playing(False)
             results[mode] = {**realtime_stats(draws, t0, args.seconds, doc.fps, doc.num_frames),
+                             "bar_dropped_frames": win.playback.dropped_frames,
+                             "bar_frames_advanced": win.playback.frames_advanced,
                              **cpu_stats(c0, len(draws))}
             continue
         # as fast as drawing allows: the next frame as soon as one is drawn
@@ -203,7 +200,7 @@ def run(args) -> dict:
     info = {"renderer": renderer.get("renderer"), "gl_version": renderer.get("version"),
             "window": [win.width(), win.height()],
             "canvas": list(canvas.size), "clip": {"frames": doc.num_frames, "fps": doc.fps},
-            "playback_clock": args.clock, "torch_threads": torch_threads, "vispy": vispy.__version__, "pyside6": pyside_version,
+            "torch_threads": torch_threads, "vispy": vispy.__version__, "pyside6": pyside_version,
             **machine(), "loadavg_1m_end": round(os.getloadavg()[0], 2)}
     win.close()
     return {"info": info, **results}
@@ -223,34 +220,6 @@ def realtime_stats(draws, t0: float, seconds: float, fps: float, num_frames: int
             "dropped_frames": max(0, advanced - distinct_steps),
             "lag_frames": max(0, expected - advanced),
             "worst_gap_ms": round(1000 * max(gaps), 1) if gaps else None}
-
-
-def patch_elapsed_clock(bar_cls, QElapsedTimer, Qt) -> None:
-    """The proposed playback tick: the frame follows the wall clock (frames are skipped when
-    drawing is slow) and the timer runs at twice the clip rate so no frame boundary is missed."""
-    start_playing = bar_cls.set_playing
-
-    def set_playing(self, playing: bool) -> None:
-        if playing and not self.playing:
-            self._clock = QElapsedTimer()
-            self._clock.start()
-            self._anchor = self.document.frame
-            self._last = self.document.frame
-            self.timer.setTimerType(Qt.PreciseTimer)
-            self.timer.setInterval(max(1, math.floor(500.0 / self.document.fps)))
-        start_playing(self, playing)
-
-    def on_tick(self) -> None:
-        doc = self.document
-        if doc.frame != self._last:  # scrubbed while playing: go on from there
-            self._anchor, self._last = doc.frame, doc.frame
-            self._clock.restart()
-        due = self._anchor + int(self._clock.nsecsElapsed() * 1e-9 * doc.fps)
-        doc.frame = due % doc.num_frames
-        self._last = doc.frame
-
-    bar_cls.set_playing = set_playing
-    bar_cls._on_tick = on_tick
 
 
 if __name__ == "__main__":

@@ -133,12 +133,16 @@ def test_camera_presets_change_the_camera(window):
 
 
 def test_playback_advances_and_loops(window, qtbot):
-    seen = []
-    window.document.events.frame.connect(lambda e: seen.append(e.value))
+    """Real time skips frames when drawing (or the machine) is slow: wait for the playhead to pass
+    the end of the 10-frame clip, not for every frame to be shown."""
+    bar, seen = window.playback, []
     window.document.frame = 7
+    window.document.events.frame.connect(lambda e: seen.append(e.value))
     window.action_play.trigger()
-    assert window.playback.playing
-    qtbot.waitUntil(lambda: 9 in seen and seen[-1] >= 2 and 0 in seen, timeout=5000)
+    assert bar.playing
+    qtbot.waitUntil(lambda: bar.frames_advanced >= 5 and len(seen) >= 2, timeout=5000)
+    assert bar.playing and window.document.frame == (7 + bar.frames_advanced) % 10  # wrapped, still playing
+    assert len(seen) + bar.dropped_frames == bar.frames_advanced
     window.action_play.trigger()
     assert not window.playback.playing
 

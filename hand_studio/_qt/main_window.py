@@ -1,19 +1,22 @@
-"""The main window: viewport in the centre, the timeline dock at the bottom, the prompt and takes
-docks on the right, File / Edit / Generate / View menus, the undo stack, projects with autosave
-and crash recovery. Import (Ctrl+I) and Export (Ctrl+E) open dialogs whose work runs on a worker
-thread, shown in the status bar. Closing the window cancels running work and waits for its threads.
+"""The main window: viewport in the centre, the timeline dock at the bottom, the prompt (Generate),
+Dataset and Training docks tabbed on the right above the takes dock, File / Edit / Generate / View /
+Playback menus, the undo stack, projects with autosave and crash recovery. Import (Ctrl+I) and
+Export (Ctrl+E) open dialogs whose work runs on a worker thread, shown in the status bar. A model
+the training panel activates reloads the Studio. Closing the window pauses a training run, cancels
+running work and waits for its threads. View toggles (onion skin, wrist paths) persist in QSettings.
 
 Widgets write user actions into the Document (edits as undoable commands through the window's
 QUndoStack); the viewport, the timeline and the playback bar listen to it.
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow,
                                QMessageBox, QScrollArea, QStyle, QToolButton, QVBoxLayout, QWidget)
@@ -21,11 +24,15 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QFrame, QHBoxLayout, QL
 import torch
 
 from engine.api import Studio
+from engine.hands.skeleton import KEYPOINT_NAMES
 from engine.threads import KINEMATICS_THREADS
 from engine.motion.clip import Clip
+from engine.registry import Registry, RegistryError
+from hand_studio._qt.dataset_panel import QtDatasetPanel
 from hand_studio._qt.dialogs import QtExportDialog, QtFileJob, QtImportDialog
 from hand_studio._qt.prompt_panel import QtPromptPanel
 from hand_studio._qt.takes_panel import QtTakesPanel
+from hand_studio._qt.training_panel import QtTrainingPanel
 from hand_studio._qt.timeline import (CONTACT_COLOR, GENERATED_COLOR, KEYED_COLOR,
                                       QtTimelineWidget)
 from hand_studio._qt.undo import QtUndoStack
@@ -43,6 +50,28 @@ MAX_RECENT = 8
 CLIP_FILTER = "Hand Studio clips (*.npz);;All files (*)"
 PROJECT_FILTER = "Hand Studio projects (*.handproj)"
 AUTOSAVE_INTERVAL_S = 60.0
+ONION_SIDE_FRAMES = (1, 2, 3, 5)  # View > Onion skin frames: ghosts each side of the playhead
+ONION_STEPS = (1, 2, 4, 8)  # ... and the frames between ghosts
+DEFAULT_ONION_SIDE, DEFAULT_ONION_STEP = 3, 1
+STUDIO_RETRY_MS = 250  # a model activated during a generation is loaded when it ends
+
+
+def model_summary(studio: Studio) -> str:
+    """The status bar's model text: each installed kind, with its registry name when the
+    registry's active model of that kind is the one loaded (``diffusion (my-hands), clutch``)."""
+    if not studio.models:
+        return "no generation model installed"
+    try:
+        registry = Registry()
+        active = {kind: registry.active(kind) for kind in studio.models}
+    except (RegistryError, OSError):
+        active = {}
+    parts = []
+    for kind, folder in studio.models.items():
+        entry = active.get(kind)
+        named = entry is not None and Path(entry.path).absolute() == Path(folder).absolute()
+        parts.append(f"{kind} ({entry.name})" if named else kind)
+    return ", ".join(parts)
 
 
 def _swatch(rgb, text: str) -> str:
@@ -51,11 +80,15 @@ def _swatch(rgb, text: str) -> str:
 
 
 class QtPlaybackBar(QWidget):
-    """Play/pause, the frame label and the timeline legend; loops at the clip's fps.
+    """Play/pause, loop, the frame label and the timeline legend. Plays in real time: the playhead
+    follows the wall clock from where Play (or the last scrub) left it, so when drawing cannot keep
+    up frames are skipped (counted in ``dropped_frames``) instead of the clip slowing down.
     (Scrubbing is the timeline's playhead.)"""
 
     sig_playing_changed = Signal(bool)
     """Playback started (True) or stopped (False)."""
+    sig_loop_changed = Signal(bool)
+    """Looping was switched on (True) or off (False: playback stops on the last frame)."""
 
     def __init__(self, document: Document, parent: QWidget | None = None):
         super().__init__(parent)
@@ -64,6 +97,13 @@ class QtPlaybackBar(QWidget):
         self.play_button.setCheckable(True)
         self.play_button.setToolTip("Play / pause (Space)")
         self.play_button.toggled.connect(self.set_playing)
+        self.loop_button = QToolButton(self)
+        self.loop_button.setObjectName("loop_button")
+        self.loop_button.setText("Loop")
+        self.loop_button.setCheckable(True)
+        self.loop_button.setChecked(True)
+        self.loop_button.setToolTip("Loop playback (off: stop on the last frame)")
+        self.loop_button.toggled.connect(self.set_loop)
         self.label = QLabel(self)
         self.label.setObjectName("frame_label")
         self.label.setMinimumWidth(150)
@@ -75,12 +115,22 @@ class QtPlaybackBar(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 2, 6, 2)
         layout.addWidget(self.play_button)
+        layout.addWidget(self.loop_button)
         layout.addWidget(self.label)
         layout.addStretch(1)
         layout.addWidget(self.legend)
 
         self.timer = QTimer(self)
+        self.timer.setTimerType(Qt.PreciseTimer)
         self.timer.timeout.connect(self._on_tick)
+        self.clock = QElapsedTimer()
+        self._anchor = 0  # the frame the clock started from
+        self._last = 0  # the frame this bar last set (anything else means the user moved the playhead)
+        self._last_due = 0  # the last due frame, not wrapped
+        self.dropped_frames = 0
+        """Frames skipped since Play because drawing fell behind the clock."""
+        self.frames_advanced = 0
+        """Frames the playhead moved since Play (shown or skipped)."""
         document.events.clip.connect(self._on_clip_change)
         document.events.frame.connect(self._on_frame_change)
         self._on_clip_change()
@@ -88,7 +138,10 @@ class QtPlaybackBar(QWidget):
 
     # --- model -> widget ------------------------------------------------------------------
     def _on_clip_change(self, event: Event | None = None) -> None:
-        self.timer.setInterval(max(1, round(1000.0 / self.document.fps)))
+        # two ticks per clip frame, so a frame boundary is never missed by a whole frame
+        self.timer.setInterval(max(1, math.floor(500.0 / self.document.fps)))
+        if self.playing:  # another take or document: go on from its playhead at its rate
+            self._start_clock()
         self._on_frame_change()
 
     def _on_frame_change(self, event: Event | None = None) -> None:
@@ -97,8 +150,30 @@ class QtPlaybackBar(QWidget):
         self.label.setText(f"frame {f} / {doc.num_frames - 1}   {f / doc.fps:5.2f} s")
 
     # --- widget -> model ------------------------------------------------------------------
+    def _start_clock(self) -> None:
+        self._anchor = self._last = self._last_due = self.document.frame
+        if self.clock.isValid():
+            self.clock.restart()
+        else:
+            self.clock.start()
+
     def _on_tick(self) -> None:
-        self.document.step(1, loop=True)
+        doc = self.document
+        n = doc.num_frames
+        if doc.frame != self._last:  # scrubbed while playing: go on from there
+            self._start_clock()
+        due = self._anchor + int(self.clock.nsecsElapsed() * 1e-9 * doc.fps)
+        at_end = not self.loop and due >= n - 1
+        if at_end:
+            due = n - 1
+        if due > self._last_due:
+            self.frames_advanced += due - self._last_due
+            self.dropped_frames += due - self._last_due - 1
+            self._last_due = due
+        self._last = due % n
+        doc.frame = self._last
+        if at_end:
+            self.set_playing(False)
 
     @property
     def playing(self) -> bool:
@@ -107,7 +182,12 @@ class QtPlaybackBar(QWidget):
     def set_playing(self, playing: bool) -> None:
         if playing == self.playing:
             return
-        if playing and self.document.num_frames > 1:
+        doc = self.document
+        if playing and doc.num_frames > 1:
+            if not self.loop and doc.frame == doc.num_frames - 1:
+                doc.frame = 0  # at the end without looping: play from the start
+            self.dropped_frames = self.frames_advanced = 0
+            self._start_clock()
             self.timer.start()
         else:
             self.timer.stop()
@@ -119,6 +199,18 @@ class QtPlaybackBar(QWidget):
 
     def toggle_playing(self) -> None:
         self.set_playing(not self.playing)
+
+    @property
+    def loop(self) -> bool:
+        return self.loop_button.isChecked()
+
+    def set_loop(self, loop: bool) -> None:
+        """Loop (True) or stop on the last frame (False)."""
+        loop = bool(loop)
+        if loop != self.loop:
+            self.loop_button.setChecked(loop)  # emits toggled -> here again, then the signal
+            return
+        self.sig_loop_changed.emit(loop)
 
     def _update_icon(self) -> None:
         icon = QStyle.SP_MediaPause if self.playing else QStyle.SP_MediaPlay
@@ -182,14 +274,12 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.BottomDockWidgetArea, self.timeline_dock)
 
         self.prompt_panel = QtPromptPanel(self.document, studio, self.push, self.viewport, self)
-        self.prompt_panel.sig_message.connect(lambda m: self.statusBar().showMessage(m, 8000))
-        scroll = QScrollArea(self)  # the panel is taller than small windows: scroll, never squeeze
-        scroll.setWidget(self.prompt_panel)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(self.prompt_panel.sizeHint().width() + 16)
-        self.prompt_dock = self._dock("Generate", "prompt_dock", scroll, Qt.RightDockWidgetArea)
+        self.prompt_panel.sig_message.connect(self._show_prompt_message)
+        self.prompt_scroll = self._scroll(self.prompt_panel)  # taller than small windows: scroll, never squeeze
+        self.prompt_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.prompt_scroll.setMinimumWidth(self.prompt_panel.sizeHint().width() + 16)
+        self.prompt_dock = self._dock("Generate", "prompt_dock", self.prompt_scroll, Qt.RightDockWidgetArea)
+        self._pending_studio: Studio | None = None  # activated while the prompt panel was busy
         self.takes_panel = QtTakesPanel(self.document, self.push, self)
         self.takes_panel.sig_message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         self.job = QtFileJob(self)
@@ -204,6 +294,22 @@ class MainWindow(QMainWindow):
         self.takes_dock = self._dock("Takes", "takes_dock", self.takes_panel, Qt.RightDockWidgetArea)
         self.resizeDocks([self.prompt_dock, self.takes_dock], [700, 170], Qt.Vertical)
 
+        self.dataset_panel = QtDatasetPanel(self.studio, parent=self)
+        self.dataset_panel.sig_message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.dataset_dock = self._dock("Dataset", "dataset_dock", self._scroll(self.dataset_panel),
+                                       Qt.RightDockWidgetArea)
+        self.training_panel = QtTrainingPanel(parent=self)
+        self.training_panel.sig_message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.training_dock = self._dock("Training", "training_dock", self._scroll(self.training_panel),
+                                        Qt.RightDockWidgetArea)
+        self.dataset_panel.sig_dataset_saved.connect(self.training_panel.set_data_folder)
+        self.training_panel.sig_model_activated.connect(self._on_model_activated)
+        for dock in (self.dataset_dock, self.training_dock):  # tools: closed here, View brings them back
+            dock.setFeatures(dock.features() | QDockWidget.DockWidgetClosable)
+        self.tabifyDockWidget(self.prompt_dock, self.dataset_dock)
+        self.tabifyDockWidget(self.dataset_dock, self.training_dock)
+        self.prompt_dock.raise_()
+
         if autosave_interval_s is None:
             autosave_interval_s = float(self.settings.value("autosave/interval_s", AUTOSAVE_INTERVAL_S))
         self.autosaver = P.Autosaver(self.document, autosave_interval_s, recovery_dir)
@@ -213,10 +319,10 @@ class MainWindow(QMainWindow):
         self.autosave_timer.start()
 
         self._build_menus()
-        hands = studio.hands.info()
-        models = ", ".join(studio.models) or "no generation model installed"
-        self.status_label = QLabel(f"device: {studio.device}   hands: {hands['backend']} "
-                                   f"({hands['vertices'][0]} vertices)   model: {models}")
+        self.status_label = QLabel(self)
+        self.status_label.setObjectName("status_label")
+        self._update_status_label()
+        self.viewport.sig_joint_picked.connect(self._on_joint_picked)
         self.statusBar().addPermanentWidget(self.job)
         self.statusBar().addPermanentWidget(self.status_label)
         self.document.events.clip.connect(self._on_clip_change)
@@ -224,6 +330,13 @@ class MainWindow(QMainWindow):
         self.undo_stack.cleanChanged.connect(self._update_title)
         self._on_clip_change()
         self._restore_settings()
+
+    def _scroll(self, panel: QWidget) -> QScrollArea:
+        scroll = QScrollArea(self)
+        scroll.setWidget(panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        return scroll
 
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -280,8 +393,9 @@ class MainWindow(QMainWindow):
         self.document.events.constraints.connect(self._on_constraints_change)
 
         gen_menu = self.menuBar().addMenu("&Generate")
-        pp = self.prompt_panel
-        self.action_generate = self._action(gen_menu, "&Generate take", lambda: pp.generate(), "Ctrl+Return")
+        self.gen_menu = gen_menu
+        self.action_generate = self._action(gen_menu, "&Generate take", lambda: self.prompt_panel.generate(),
+                                            "Ctrl+Return")
         self.action_inbetween = self._action(gen_menu, "&In-between selected interval", self.inbetween,
                                              "Ctrl+B")
         self.regenerate_actions: dict[str, QAction] = {}
@@ -294,19 +408,13 @@ class MainWindow(QMainWindow):
             self.pin_actions[hand] = self._action(gen_menu, f"Pin {hand} wrist path and regenerate",
                                                   lambda checked=False, h=hand: self.pin_wrist_and_regenerate(h))
         self.action_extend = self._action(gen_menu, "&Extend take", self.extend_take, "Ctrl+Shift+Return")
-        self.action_describe = self._action(gen_menu, "&Describe take (into the prompt)", lambda: pp.describe_take(),
-                                            "Ctrl+Shift+D")
-        self.action_describe.setEnabled(pp.has_captioner)
-        self.action_describe.setToolTip(pp.describe_button.toolTip())
+        self.action_describe = self._action(gen_menu, "&Describe take (into the prompt)",
+                                            lambda: self.prompt_panel.describe_take(), "Ctrl+Shift+D")
         gen_menu.addSeparator()
-        self.action_cancel_generation = self._action(gen_menu, "&Cancel generation", pp.cancel, "Esc")
-        self.action_reroll = self._action(gen_menu, "&Re-roll seed", pp.reroll, "Ctrl+R")
-        for act in (self.action_generate, self.action_inbetween, *self.regenerate_actions.values(),
-                    *self.pin_actions.values(), self.action_extend):
-            act.setEnabled(pp.has_model)
-        if not pp.has_model:
-            gen_menu.setToolTipsVisible(True)
-            self.action_generate.setToolTip("No generation model is installed")
+        self.action_cancel_generation = self._action(gen_menu, "&Cancel generation",
+                                                     lambda: self.prompt_panel.cancel(), "Esc")
+        self.action_reroll = self._action(gen_menu, "&Re-roll seed", lambda: self.prompt_panel.reroll(), "Ctrl+R")
+        self._update_generate_actions()
 
         view_menu = self.menuBar().addMenu("&View")
         group = QActionGroup(self)
@@ -330,10 +438,21 @@ class MainWindow(QMainWindow):
                                          QKeySequence("Ctrl+G"))
         self.action_stage.setCheckable(True)
         self.action_stage.setChecked(True)
+        view_menu.addSeparator()
+        self._build_overlay_menu(view_menu)
+        view_menu.addSeparator()
+        self.action_show_dataset = self._action(view_menu, "&Dataset…", lambda: self.show_dock(self.dataset_dock))
+        self.action_show_dataset.setToolTip("Import a folder of mocap into a reviewed, captioned training dataset")
+        self.action_show_training = self._action(view_menu, "&Training…", lambda: self.show_dock(self.training_dock))
+        self.action_show_training.setToolTip("Fine-tune or train a model on a dataset, evaluate it and use it")
 
         play_menu = self.menuBar().addMenu("&Playback")
         self.action_play = self._action(play_menu, "&Play / pause", self.playback.toggle_playing,
                                         QKeySequence(Qt.Key_Space))
+        self.action_loop = self._action(play_menu, "L&oop", self.playback.set_loop)
+        self.action_loop.setCheckable(True)
+        self.action_loop.setChecked(self.playback.loop)
+        self.playback.sig_loop_changed.connect(self.action_loop.setChecked)
         doc = self.document
         self.action_next = self._action(play_menu, "&Next frame", lambda: doc.step(1, loop=False),
                                         QKeySequence(Qt.Key_Right))
@@ -345,6 +464,83 @@ class MainWindow(QMainWindow):
                                         lambda: setattr(doc, "frame", doc.num_frames - 1),
                                         QKeySequence(Qt.Key_End))
         self._update_recent_menu()
+
+    def _build_overlay_menu(self, view_menu) -> None:
+        """Onion skin and wrist paths: checkable actions that follow the viewport's signals, and
+        the window's QSettings (``view/...``), restored here."""
+        vp = self.viewport
+        self.action_onion = self._action(view_menu, "Show &onion skin", vp.set_onion_skin_visible, "O")
+        self.action_onion.setCheckable(True)
+        self.action_onion.setToolTip("Ghosts of the hands before (red) and after (green) the playhead (O)")
+        self.action_onion_bones = self._action(
+            view_menu, "Onion skin as &bones", lambda checked: self.set_onion_skin_style("skeleton" if checked else "mesh"))
+        self.action_onion_bones.setCheckable(True)
+        self.action_onion_bones.setToolTip("Draw the ghosts as bones instead of translucent hands (cheaper)")
+        self.onion_frames_menu = view_menu.addMenu("Onion skin &frames")
+        side_group, step_group = QActionGroup(self), QActionGroup(self)
+        self.onion_side_actions: dict[int, QAction] = {}
+        for n in ONION_SIDE_FRAMES:
+            act = self._action(self.onion_frames_menu, f"{n} frame{'s' if n > 1 else ''} each side",
+                               lambda checked=False, n=n: self.set_onion_skin_range(side=n))
+            act.setCheckable(True)
+            side_group.addAction(act)
+            self.onion_side_actions[n] = act
+        self.onion_frames_menu.addSeparator()
+        self.onion_step_actions: dict[int, QAction] = {}
+        for n in ONION_STEPS:
+            act = self._action(self.onion_frames_menu, "Every frame" if n == 1 else f"Every {n} frames",
+                               lambda checked=False, n=n: self.set_onion_skin_range(step=n))
+            act.setCheckable(True)
+            step_group.addAction(act)
+            self.onion_step_actions[n] = act
+        self.action_wrist_paths = self._action(view_menu, "Show wrist &paths", vp.set_wrist_paths_visible, "P")
+        self.action_wrist_paths.setCheckable(True)
+        self.action_wrist_paths.setToolTip("Both wrists' motion paths with key and playhead markers (P)")
+        vp.sig_onion_skin_toggled.connect(self._on_onion_skin_toggled)
+        vp.sig_wrist_paths_toggled.connect(self._on_wrist_paths_toggled)
+
+        st = self.settings
+        side = int(st.value("view/onion_skin_frames", DEFAULT_ONION_SIDE, type=int))
+        step = int(st.value("view/onion_skin_step", DEFAULT_ONION_STEP, type=int))
+        style = str(st.value("view/onion_skin_style", "mesh"))
+        self.set_onion_skin_range(side=side if side in ONION_SIDE_FRAMES else DEFAULT_ONION_SIDE,
+                                  step=step if step in ONION_STEPS else DEFAULT_ONION_STEP)
+        self.set_onion_skin_style(style if style in ("mesh", "skeleton") else "mesh")
+        vp.set_onion_skin_visible(st.value("view/onion_skin", False, type=bool))
+        vp.set_wrist_paths_visible(st.value("view/wrist_paths", False, type=bool))
+        self.action_onion.setChecked(vp.onion_skin_visible)
+        self.action_wrist_paths.setChecked(vp.wrist_paths_visible)
+
+    def set_onion_skin_range(self, side: int | None = None, step: int | None = None) -> None:
+        """Ghosts on each side of the playhead and the frames between them (the View menu's choices)."""
+        onion = self.viewport.onion_skin
+        self.viewport.set_onion_skin_range(before=side, after=side, step=step)
+        if onion.before in self.onion_side_actions:
+            self.onion_side_actions[onion.before].setChecked(True)
+        if onion.step in self.onion_step_actions:
+            self.onion_step_actions[onion.step].setChecked(True)
+        self.settings.setValue("view/onion_skin_frames", onion.before)
+        self.settings.setValue("view/onion_skin_step", onion.step)
+
+    def set_onion_skin_style(self, style: str) -> None:
+        """'mesh' or 'skeleton' (bones)."""
+        self.viewport.set_onion_skin_style(style)
+        self.action_onion_bones.setChecked(style == "skeleton")
+        self.settings.setValue("view/onion_skin_style", style)
+
+    def _on_onion_skin_toggled(self, visible: bool) -> None:
+        self.action_onion.setChecked(visible)
+        self.settings.setValue("view/onion_skin", visible)
+
+    def _on_wrist_paths_toggled(self, visible: bool) -> None:
+        self.action_wrist_paths.setChecked(visible)
+        self.settings.setValue("view/wrist_paths", visible)
+
+    def show_dock(self, dock: QDockWidget) -> None:
+        """Show a dock (closed or floating), bring its tab to the front and focus it."""
+        dock.show()
+        dock.raise_()
+        dock.widget().setFocus()
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
         act = QAction(text, self)
@@ -385,11 +581,96 @@ class MainWindow(QMainWindow):
             c.setChecked(False)
         return self.prompt_panel.generate()
 
+    def _update_generate_actions(self) -> None:
+        """Enable the Generate menu by what the prompt panel (its Studio) can do."""
+        pp = self.prompt_panel
+        for act in (self.action_generate, self.action_inbetween, *self.regenerate_actions.values(),
+                    *self.pin_actions.values(), self.action_extend):
+            act.setEnabled(pp.has_model)
+        self.gen_menu.setToolTipsVisible(not pp.has_model)
+        self.action_generate.setToolTip("Generate a new take" if pp.has_model else "No generation model is installed")
+        self.action_describe.setEnabled(pp.has_captioner)
+        self.action_describe.setToolTip(pp.describe_button.toolTip())
+
+    def _show_prompt_message(self, message: str) -> None:
+        self.statusBar().showMessage(message, 8000)
+
     def _set_skeleton(self, checked: bool) -> None:
         self.viewport.hands_visual.skeleton_visible = checked
 
     def _set_stage(self, checked: bool) -> None:
         self.viewport.stage.visible = checked
+
+    # --- joint picking ------------------------------------------------------------------
+    def _on_joint_picked(self, hand: str, joint: int) -> None:
+        """The viewport picked a keypoint ('left'/'right', 0..20) or cleared the pick ('', -1)."""
+        if joint < 0:
+            if self.statusBar().currentMessage().startswith("Picked "):
+                self.statusBar().clearMessage()
+            return
+        self.statusBar().showMessage(f"Picked {hand} {KEYPOINT_NAMES[joint]}")
+
+    # --- the Studio (models) ---------------------------------------------------------------
+    def _update_status_label(self) -> None:
+        studio = self.studio
+        hands = studio.hands.info()
+        self.status_label.setText(f"device: {studio.device}   hands: {hands['backend']} "
+                                  f"({hands['vertices'][0]} vertices)   model: {model_summary(studio)}")
+
+    def _on_model_activated(self, name: str) -> None:
+        self.reload_studio(name)
+
+    def reload_studio(self, name: str = "") -> bool:
+        """Load the Studio again (``Studio.load`` takes the registry's active models) on the same
+        device and hands, and hand it to the prompt and dataset panels. While a generation or a
+        caption runs the swap waits for it; a model that cannot load changes nothing."""
+        old = self.studio
+        try:
+            studio = Studio.load(device=old.device, hand_backend=old.hand_backend, mano_dir=old.mano_dir)
+        except (OSError, ValueError, RuntimeError) as e:  # a registered folder gone missing, a bad models.json
+            self.show_error("Cannot load the model", str(e))
+            return False
+        self._pending_studio = studio
+        self._apply_pending_studio()
+        if self._pending_studio is not None:
+            what = f"{name} is" if name else "The new model is"
+            self.statusBar().showMessage(f"{what} used when the running generation ends", 8000)
+        return True
+
+    def _apply_pending_studio(self) -> None:
+        studio = self._pending_studio
+        if studio is None or self._closed:
+            return
+        pp = self.prompt_panel
+        if pp.running or pp.captioning:
+            QTimer.singleShot(STUDIO_RETRY_MS, self._apply_pending_studio)
+            return
+        self._pending_studio = None
+        self.studio = studio
+        self.dataset_panel.studio = studio
+        self._replace_prompt_panel(studio)
+        self._update_generate_actions()
+        self._update_status_label()
+        self.statusBar().showMessage(f"Models: {model_summary(studio)}", 8000)
+
+    def _replace_prompt_panel(self, studio: Studio) -> None:
+        """A new prompt panel for ``studio`` in the Generate dock, keeping the old one's settings."""
+        old = self.prompt_scroll.takeWidget()
+        new = QtPromptPanel(self.document, studio, self.push, self.viewport, self)
+        for name in ("seed_spin", "steps_spin", "guidance_spin", "frames_spin", "context_spin"):
+            getattr(new, name).setValue(getattr(old, name).value())
+        for name in ("keep_keys_check", "inbetween_check", "extend_check"):
+            getattr(new, name).setChecked(getattr(old, name).isChecked())
+        for hand, check in old.pin_checks.items():
+            new.pin_checks[hand].setChecked(check.isChecked())
+        if new.model_combo.findText(old.model_combo.currentText()) >= 0:
+            new.model_combo.setCurrentText(old.model_combo.currentText())
+        old.shutdown()
+        old.sig_message.disconnect(self._show_prompt_message)
+        old.deleteLater()
+        new.sig_message.connect(self._show_prompt_message)
+        self.prompt_scroll.setWidget(new)
+        self.prompt_panel = new
 
     # --- edits --------------------------------------------------------------------------
     def push(self, make_command) -> bool:
@@ -802,6 +1083,8 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._closed = True
+        self.training_panel.shutdown()  # pause a training run (checkpoint, exit), stop an evaluation
+        self.dataset_panel.shutdown()  # cancel an import or save, remove its staging folders
         self.prompt_panel.shutdown()  # cancel a running generation, wait for its thread
         self.job.shutdown()  # the same for an import or export
         if self.import_dialog is not None:
