@@ -93,3 +93,37 @@ def test_thresholds_are_configurable(field, value):
     base = clean_sequence(take)[1]
     loose = clean_sequence(take, CleaningConfig(**{field: value, "min_avg_intensity": 0.0}))[1]
     assert loose.kept >= base.kept
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("max_speed", 0.0, r"max_speed must be > 0 \(a finite number, m/s\); got 0.0"),
+    ("max_speed", float("inf"), r"max_speed must be > 0 \(a finite number"),
+    ("savgol_window", 8, r"savgol_window must be 0 or an odd number above savgol_order \(3\)"),
+    ("savgol_window", 3, r"savgol_window must be 0 or an odd number above savgol_order \(3\)"),
+    ("savgol_window", -1, r"savgol_window must be >= 0 \(an integer"),
+    ("savgol_order", 2.5, r"savgol_order must be >= 0 \(an integer"),
+    ("gauss_sigma", -0.1, r"gauss_sigma must be >= 0 \(a finite number, frames"),
+    ("clip_length", 7, r"clip_length must be >= 8 \(an integer, frames\); got 7"),
+    ("clip_length", 60.0, r"clip_length must be >= 8 \(an integer"),
+    ("max_transl_accel", float("nan"), r"max_transl_accel must be >= 0"),
+    ("max_rot_accel", -1.0, r"max_rot_accel must be >= 0 \(a finite number, deg/s\^2\)"),
+    ("min_hand_intensity", -1, r"min_hand_intensity must be >= 0"),
+    ("min_avg_intensity", True, r"min_avg_intensity must be >= 0"),
+    ("min_avg_intensity", "30", r"min_avg_intensity must be >= 0"),
+])
+def test_config_rejects_out_of_range_values(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        CleaningConfig(**{field: value})
+    from dataclasses import replace
+    with pytest.raises(ValueError, match=message):  # replace() checks too
+        replace(CleaningConfig(), **{field: value})
+
+
+def test_config_accepts_its_bounds_and_checks_every_field():
+    from dataclasses import fields
+
+    from engine.data.cleaning import _CLEANING_RANGES
+    assert [f.name for f in fields(CleaningConfig)] == list(_CLEANING_RANGES)  # a new field needs a range
+    CleaningConfig(savgol_window=0, savgol_order=0, gauss_sigma=0.0, clip_length=8, max_transl_accel=0.0,
+                   max_rot_accel=0, min_hand_intensity=0, min_avg_intensity=0.0, max_speed=1e-3)
+    CleaningConfig(savgol_window=5, savgol_order=4, max_transl_accel=1e9, clip_length=np.int64(60))

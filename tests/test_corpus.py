@@ -217,3 +217,91 @@ def test_errors(corpus_dir, tmp_path):
     (d2 / "index.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(CorpusError, match=r"index\.jsonl:4: split must be one of"):
         Corpus(d2)
+
+
+# --- the public writer ------------------------------------------------------------------------------
+
+def _records(k: int, split: str = "train", start: int = 0) -> list[dict]:
+    return [{"split": split, "texts": [{"level": lv, "text": f"clip {start + j} level {lv}", "left": "", "right": ""}
+                                       for lv in (1, 2, 3, 4, 5)],
+             "action": "", "actions": [], "events": {"n": start + j}, "event_types": [], "source": f"take{start + j}",
+             "caption_source": "edited"}  # extra keys travel to the index
+            for j in range(k)]
+
+
+def _arrays(k: int, frames: int, seed: int) -> dict:
+    from engine.data.corpus_build import _clip_arrays, _stack
+    from engine.data.synth import generate_clip
+    return _stack([_clip_arrays(generate_clip(seed + j, frames=frames)[0]) for j in range(k)])
+
+
+def test_write_corpus_iter_round_trips_through_the_reader(tmp_path):
+    from engine.data.corpus_build import write_corpus_iter
+    batches = [(_arrays(3, 12, 0), _records(3, "train", 0)),
+               (None, [], {"note": "nothing in this batch"}),
+               (_arrays(2, 12, 3), _records(2, "test", 3), {"file": "b"})]
+    ended = []
+
+    def rows():
+        try:
+            yield from batches
+        finally:
+            ended.append(True)
+    meta_calls = []
+
+    def meta():
+        meta_calls.append(1)
+        return {"frames": 12, "fps": 30.0, "source": "import", "seed": None, "n": 999, "mine": {"a": np.float32(1.5)}}
+    items = list(write_corpus_iter(tmp_path / "c", rows(), meta, total=5, shard_size=2))
+    assert items[0] == {"done": 0, "of": 5}
+    assert items[1] == {"done": 3, "of": 5} and items[2]["note"] and items[3] == {"done": 5, "of": 5, "file": "b"}
+    assert items[-1] == {"done": 5, "of": 5, "path": str(tmp_path / "c"), "splits": {"train": 3, "val": 0, "test": 2}}
+    assert meta_calls == [1] and ended == [True]
+    c = Corpus(tmp_path / "c")
+    assert len(c) == 5 and c.meta["n"] == 5 and c.meta["mine"] == {"a": 1.5} and c.meta["source"] == "import"
+    assert c.meta["shards"] == ["shards/000.npz", "shards/001.npz", "shards/002.npz"]
+    assert [r["id"] for r in c.index] == [f"c{i:07d}" for i in range(5)]
+    assert [(r["shard"], r["row"]) for r in c.index] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)]
+    assert [r["source"] for r in c.index] == [f"take{i}" for i in range(5)] and c.index[4]["caption_source"] == "edited"
+    want = {k: np.concatenate([batches[0][0][k], batches[2][0][k]]) for k in batches[0][0]}
+    got = c.arrays()
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])
+    assert got["joints"].dtype == np.float16 and len(c.arrays("test")["transl"]) == 2
+    assert c.clip(4).num_frames == 12
+    assert [p.name for p in tmp_path.iterdir()] == ["c"]  # no temporary folder left
+
+
+def test_write_corpus_iter_refuses_bad_input_and_leaves_nothing(tmp_path):
+    from engine.data.corpus_build import write_corpus, write_corpus_iter
+    meta = {"frames": 12, "fps": 30.0, "source": "synthetic"}
+    good = _arrays(2, 12, 0)
+    with pytest.raises(ValueError, match="corpus meta needs field 'source'"):
+        next(write_corpus_iter(tmp_path / "a", [], {"frames": 12, "fps": 30.0}))
+    with pytest.raises(ValueError, match=r"hand_pose must be a float array \(2, 12, 2, 45\)"):
+        write_corpus(tmp_path / "a", [({**good, "hand_pose": good["hand_pose"][..., :44]}, _records(2))], meta)
+    with pytest.raises(ValueError, match=r"transl must be a float array \(2, 12, 2, 3\)"):
+        write_corpus(tmp_path / "a", [(_arrays(2, 10, 0), _records(2))], meta)  # 10 frames, meta says 12
+    with pytest.raises(ValueError, match="record 1: split must be one of"):
+        write_corpus(tmp_path / "a", [(good, _records(1) + _records(1, "holdout"))], meta)
+    bad = _records(2)
+    del bad[1]["texts"]
+    with pytest.raises(ValueError, match="record 1: field 'texts' missing"):
+        write_corpus(tmp_path / "a", [(good, bad)], meta)
+    with pytest.raises(ValueError, match="no clips to write"):
+        write_corpus(tmp_path / "a", [(None, [])], meta)
+    with pytest.raises(ValueError, match="meta says frames=10, but the clips have 12"):
+        write_corpus(tmp_path / "a", [(good, _records(2))], lambda: {**meta, "frames": 10})
+    assert list(tmp_path.iterdir()) == []
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="--force"):
+        write_corpus(busy, [(good, _records(2))], meta)
+    it = write_corpus_iter(busy, iter([(good, _records(2)), (good, _records(2))]), meta, force=True)
+    next(it), next(it)
+    it.close()  # cancelled: the old folder is untouched, no temporary folder is left
+    assert (busy / "keep.txt").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["busy"]
+    assert len(Corpus(write_corpus(busy, [(good, _records(2))], meta, force=True))) == 2
+    assert not (busy / "keep.txt").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["busy"]

@@ -22,6 +22,23 @@ def test_r_precision_perfect_and_chance():
         M.r_precision(m[:10], m[:10])
 
 
+def test_r_precision_ties_count_against_the_match():
+    """A constant model (every embedding equal) is the worst case, not a perfect score."""
+    const = np.ones((64, 8)) / np.sqrt(8)
+    assert M.r_precision(const, const) == [0.0, 0.0, 0.0]
+    assert M.r_precision(const[:8], const[:8], pool=4, top=4) == [0.0, 0.0, 0.0, 1.0]  # k = pool: always in
+    rng = np.random.default_rng(5)
+    m = unit(rng.normal(size=(32, 16)))
+    dup = m.copy()
+    dup[1::2] = dup[0::2]  # pairs of identical motions (and texts): one distractor ties with each match
+    assert M.r_precision(dup, dup) == [0.0, 1.0, 1.0]
+    nan = m.copy()
+    nan[:8] = np.nan
+    assert M.r_precision(nan, m) == [0.75, 0.75, 0.75]  # a NaN distance is a miss, never a hit
+    with pytest.raises(ValueError, match="pool must be an int >= 2"):
+        M.r_precision(m, m, pool=1)
+
+
 def test_fid_kid_zero_for_same_distribution_and_grow_with_shift():
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=(2000, 8)), rng.normal(size=(2000, 8))
@@ -89,3 +106,65 @@ def test_evaluator_trains_and_separates_two_motions(tmp_path):
     same = np.equal.outer(np.arange(24) % 2, np.arange(24) % 2)
     assert d[same].mean() < d[~same].mean()
     assert np.allclose(np.linalg.norm(m, axis=-1), 1, atol=1e-5)
+
+
+# --- evaluate_diffusion_iter on a small held-out split ------------------------------------------------
+FRAMES = 20
+
+
+def _small_corpus(folder, n_test: int):
+    """A corpus of 20-frame procedural clips with ``n_test`` test clips, via the public writer."""
+    from engine.data.corpus_build import _clip_arrays, _stack, write_corpus
+    from engine.data.synth import generate_clip
+    verbs = ("opens", "closes", "waves", "taps", "claps", "points", "shakes", "spreads")
+    splits = ["train"] * 4 + ["test"] * n_test
+    arrays = _stack([_clip_arrays(generate_clip(k, frames=FRAMES)[0]) for k in range(len(splits))])
+    recs = [{"split": sp, "texts": [{"level": lv, "text": f"the right hand {verbs[k % 8]}", "left": "", "right": ""}
+                                    for lv in (1, 2, 3, 4, 5)],
+             "action": "", "actions": [], "events": {}, "event_types": [], "source": f"take{k}"}
+            for k, sp in enumerate(splits)]
+    return write_corpus(folder, [(arrays, recs)], {"frames": FRAMES, "fps": 30.0, "source": "import"})
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    """An untrained tiny denoiser and evaluator, saved the way real ones are."""
+    from engine.diffusion.checkpoint import save_model
+    from engine.diffusion.denoiser import Denoiser, DenoiserConfig
+    from engine.evaluation.evaluator import Evaluator, save_evaluator
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    m = Denoiser(DenoiserConfig(frames=FRAMES, patch=2, d_model=32, layers=1, heads=2, ffn=64, dropout=0.0))
+    torch.nn.init.normal_(m.motion_out.weight, std=0.2)
+    save_model(root / "diffusion", m.eval(), {"sampler_steps": 1})
+    save_evaluator(root / "evaluator", Evaluator(EvaluatorConfig(d_model=32, layers=1, heads=2, emb=16)).eval())
+    return root / "diffusion", root / "evaluator"
+
+
+def test_evaluate_diffusion_on_eight_test_prompts(tmp_path, tiny_models):
+    """A user's held-out split of 8 clips is scored in one pool of 8 (the default pool is 32)."""
+    from engine.evaluation.run import evaluate_diffusion_iter, load_eval_set
+    model, evaluator = tiny_models
+    data = _small_corpus(tmp_path / "c", 8)
+    with pytest.raises(ValueError, match="has 8 usable prompts .* needs at least 32"):
+        load_eval_set(data, 512, evaluator)  # the steps curve still needs a full pool
+    items = list(evaluate_diffusion_iter(data, model, evaluator, n=512, steps=1, mm_prompts=2, mm_repeats=2))
+    last = items[-1]
+    assert last["done"] is True and last["n"] == 8 and last["pool"] == 8
+    assert [i["stage"] for i in items[:-1]] == ["generate"] * 8 + ["multimodality"] * 2
+    for name in ("Ground truth", "Diffusion"):
+        row = last["rows"][name]
+        assert 0.0 <= row["R@1"] <= row["R@2"] <= row["R@3"] <= 1.0, row
+        assert np.isfinite(row["MM-Dist"]) and np.isfinite(row["FID"]), row
+    assert np.isfinite(last["rows"]["Diffusion"]["KID"]) and "| Diffusion |" in last["table"]
+    smaller = list(evaluate_diffusion_iter(data, model, evaluator, n=8, steps=1, mm_prompts=1, mm_repeats=2, pool=4))
+    assert smaller[-1]["pool"] == 4 and smaller[-1]["n"] == 8
+    with pytest.raises(ValueError, match="pool must be an int >= 2"):
+        next(evaluate_diffusion_iter(data, model, evaluator, pool=1))
+
+
+def test_evaluate_diffusion_needs_four_test_prompts(tmp_path, tiny_models):
+    from engine.evaluation.run import evaluate_diffusion_iter
+    data = _small_corpus(tmp_path / "c", 3)
+    with pytest.raises(ValueError, match="has 3 usable prompts .* needs at least 4"):
+        next(evaluate_diffusion_iter(data, *tiny_models))

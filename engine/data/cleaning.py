@@ -14,6 +14,7 @@ glitch of ~1.5 cm or ~25 degrees while 1 mm / 1 degree tracking noise passes.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -37,6 +38,34 @@ class CleaningConfig:
     max_rot_accel: float = 30000.0  # deg/s^2, same for rotations (~25 degree one-frame glitch)
     min_hand_intensity: float = 25.0  # deg/s, HandX tau_hand
     min_avg_intensity: float = 30.0  # deg/s, HandX tau_avg
+
+    def __post_init__(self):
+        """Each threshold in its valid range, else one ValueError that starts with the field's name
+        and gives the range ("max_speed must be > 0 (a finite number, m/s); got 0.0")."""
+        for name, (is_int, lo, lo_open, what) in _CLEANING_RANGES.items():
+            v = getattr(self, name)
+            ok_type = isinstance(v, (int, np.integer)) if is_int else isinstance(v, (int, float, np.integer, np.floating))
+            if isinstance(v, bool) or not ok_type or not math.isfinite(v) or (v <= lo if lo_open else v < lo):
+                kind = "an integer" if is_int else "a finite number"
+                raise ValueError(f"{name} must be {'>' if lo_open else '>='} {lo:g} ({kind}, {what}); got {v!r}")
+        if self.savgol_window and (self.savgol_window % 2 == 0 or self.savgol_window <= self.savgol_order):
+            raise ValueError(f"savgol_window must be 0 or an odd number above savgol_order ({self.savgol_order}) "
+                             f"(frames; 0 turns it off); got {self.savgol_window}")
+
+
+# field -> (integer?, lower bound, bound excluded?, meaning). No upper bounds: a huge threshold is
+# how a filter is switched off (e.g. max_transl_accel=1e9).
+_CLEANING_RANGES = {
+    "max_speed": (False, 0.0, True, "m/s"),
+    "savgol_window": (True, 0, False, "frames; 0 turns it off"),
+    "savgol_order": (True, 0, False, "polynomial order, below savgol_window"),
+    "gauss_sigma": (False, 0.0, False, "frames; 0 turns it off"),
+    "clip_length": (True, 8, False, "frames"),
+    "max_transl_accel": (False, 0.0, False, "m/s^2"),
+    "max_rot_accel": (False, 0.0, False, "deg/s^2"),
+    "min_hand_intensity": (False, 0.0, False, "deg/s"),
+    "min_avg_intensity": (False, 0.0, False, "deg/s"),
+}
 
 
 @dataclass

@@ -2,6 +2,8 @@
 folder of mocap (``import_corpus_iter``). Both are generators of progress dicts
 ``{"done", "of", "clips_per_s", ...}`` so the CLI and the GUI show progress and cancel by closing
 them; a cancelled or failed build leaves nothing behind (it writes ``DIR.tmp-XXXX`` and renames).
+Both write through ``write_corpus_iter``, the public writer for any other producer of clips
+(the app's dataset panel saves reviewed imports with it).
 
 Determinism: clip ``i`` of seed ``S`` uses the generator seed ``clip_seed(S, i)``; shards are
 written with fixed zip timestamps, so the same arguments give the same bytes whatever the
@@ -17,11 +19,12 @@ import time
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from engine.data.corpus import (FORMAT_VERSION, KIND, LEVELS, SHARD_ARRAYS, SHARD_SIZE, SPLITS, clip_id,
-                                shard_shapes, split_of)
+from engine.data.corpus import (FORMAT_VERSION, INDEX_FIELDS, KIND, LEVELS, META_FIELDS, SHARD_ARRAYS, SHARD_SIZE,
+                                SPLITS, clip_id, shard_shapes, split_of)
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 IMPORT_SUFFIXES = (".npz", ".npy", ".json", ".bvh", ".fbx")
@@ -158,10 +161,33 @@ def save_npz_deterministic(path: Path, arrays: dict[str, np.ndarray]) -> None:
                 np.lib.format.write_array(f, np.ascontiguousarray(a), allow_pickle=False)
 
 
-class _Writer:
-    """Collects clips into shards of ``shard_size`` and the index, inside the temporary folder."""
+# meta.json fields the writer owns (computed from what was written); a caller's values are ignored
+WRITER_META = ("format_version", "kind", "n", "splits", "shards")
+_REQUIRED_META = {k: t for k, t in META_FIELDS.items() if k not in WRITER_META}  # frames, fps, source
 
-    def __init__(self, root: Path, frames: int, shard_size: int = SHARD_SIZE):
+
+def _check_meta(meta, frames: int | None) -> dict:
+    if not isinstance(meta, dict):
+        raise ValueError(f"corpus meta must be a dict; got {type(meta).__name__}")
+    for key, typ in _REQUIRED_META.items():
+        if key not in meta:
+            raise ValueError(f"corpus meta needs field {key!r} ({', '.join(_REQUIRED_META)})")
+        if not isinstance(meta[key], typ) or isinstance(meta[key], bool):
+            raise ValueError(f"corpus meta field {key!r} has the wrong type ({type(meta[key]).__name__})")
+    if meta["frames"] < 1:
+        raise ValueError(f"corpus meta field 'frames' must be >= 1; got {meta['frames']}")
+    if frames is not None and meta["frames"] != frames:
+        raise ValueError(f"corpus meta says frames={meta['frames']}, but the clips have {frames} frames")
+    return meta
+
+
+class _Writer:
+    """Collects clips into shards of ``shard_size`` and the index, inside the temporary folder.
+    ``frames`` None: taken from the first batch."""
+
+    def __init__(self, root: Path, frames: int | None, shard_size: int = SHARD_SIZE):
+        if not isinstance(shard_size, int) or shard_size < 1:
+            raise ValueError(f"shard_size must be an int >= 1; got {shard_size!r}")
         self.root, self.frames, self.shard_size = root, frames, shard_size
         (root / "shards").mkdir(parents=True)
         self.index = open(root / "index.jsonl", "w", encoding="utf-8")
@@ -171,8 +197,41 @@ class _Writer:
         self.n = 0
         self.splits = {s: 0 for s in SPLITS}
 
+    def _checked(self, arrays: dict, recs: list[dict]) -> dict:
+        """The batch's arrays as the shard dtypes; ValueError naming the array or record at fault."""
+        if not isinstance(arrays, dict):
+            raise ValueError(f"a batch's arrays must be a dict of {list(SHARD_ARRAYS)}; got {type(arrays).__name__}")
+        missing = [k for k in SHARD_ARRAYS if k not in arrays]
+        if missing:
+            raise ValueError(f"clip {self.n}: batch arrays lack {missing}; a corpus stores {list(SHARD_ARRAYS)}")
+        if self.frames is None:
+            t = np.shape(arrays["transl"])
+            if len(t) != 4 or t[1] < 1:
+                raise ValueError(f"clip {self.n}: transl must be (k, T, 2, 3); got {t}")
+            self.frames = int(t[1])
+        out = {}
+        for k, want in shard_shapes(len(recs), self.frames).items():
+            a = np.asarray(arrays[k])
+            if a.shape != want or not np.issubdtype(a.dtype, np.floating):
+                raise ValueError(f"clip {self.n}: {k} must be a float array {want} ({len(recs)} records, "
+                                 f"{self.frames} frames); got {a.dtype} {a.shape}")
+            out[k] = a.astype(SHARD_ARRAYS[k][1], copy=False)
+        for j, rec in enumerate(recs):
+            where = f"record {self.n + j}"
+            if not isinstance(rec, dict):
+                raise ValueError(f"{where}: must be a dict; got {type(rec).__name__}")
+            for key, typ in INDEX_FIELDS.items():
+                if key not in ("id", "shard", "row") and not isinstance(rec.get(key), typ):
+                    raise ValueError(f"{where}: field {key!r} missing or not a {typ.__name__}")
+            if rec["split"] not in SPLITS:
+                raise ValueError(f"{where}: split must be one of {SPLITS}; got {rec['split']!r}")
+            if [t.get("level") if isinstance(t, dict) else None for t in rec["texts"]] != list(LEVELS):
+                raise ValueError(f"{where}: texts must hold levels {list(LEVELS)}, in order")
+        return out
+
     def add(self, arrays: dict, recs: list[dict]) -> None:
         """Arrays (k, ...) for k records; records get their id/shard/row here, in arrival order."""
+        arrays = self._checked(arrays, recs)
         for j, rec in enumerate(recs):
             i = self.n + j
             rec["id"], rec["shard"], rec["row"] = clip_id(i), i // self.shard_size, i % self.shard_size
@@ -193,8 +252,6 @@ class _Writer:
             return
         rel = f"shards/{len(self.shards):03d}.npz"
         data = {k: np.concatenate([p[k] for p in self.pending]) for k in SHARD_ARRAYS}
-        for k, shape in shard_shapes(self.n_pending, self.frames).items():
-            assert data[k].shape == shape and data[k].dtype == SHARD_ARRAYS[k][1], (k, data[k].shape, data[k].dtype)
         save_npz_deterministic(self.root / rel, data)
         self.shards.append(rel)
         self.pending, self.n_pending = [], 0
@@ -202,9 +259,10 @@ class _Writer:
     def close(self, meta: dict) -> None:
         self._flush()
         self.index.close()
-        meta = {"format_version": FORMAT_VERSION, "kind": KIND, "n": self.n, **meta, "splits": self.splits,
-                "shards": self.shards}
-        (self.root / "meta.json").write_text(json.dumps(_json_safe(meta), indent=1) + "\n", encoding="utf-8")
+        full = {"format_version": FORMAT_VERSION, "kind": KIND, "n": self.n}
+        full.update((k, v) for k, v in meta.items() if k not in WRITER_META)
+        full.update(splits=self.splits, shards=self.shards)
+        (self.root / "meta.json").write_text(json.dumps(_json_safe(full), indent=1) + "\n", encoding="utf-8")
 
     def abort(self) -> None:
         if not self.index.closed:
@@ -234,6 +292,73 @@ def _swap_in(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def write_corpus_iter(out: str | Path, rows: Iterable, meta: dict | Callable[[], dict], force: bool = False, *,
+                      total: int | None = None, shard_size: int = SHARD_SIZE) -> Iterator[dict]:
+    """Write a corpus at ``out`` in the layout ``engine.data.corpus.Corpus`` (and so every trainer)
+    reads; the writer under ``data build``, ``data import`` and the app's dataset panel.
+
+    ``rows`` yields batches ``(arrays, records)`` or ``(arrays, records, extra)``: ``arrays`` a dict
+    of the shard arrays (``transl`` (k, T, 2, 3), ``global_orient`` (k, T, 2, 3), ``hand_pose``
+    (k, T, 2, 45), ``betas`` (k, 2, 10), ``joints`` (k, T, 2, 21, 3); cast to the stored dtypes),
+    ``records`` k index records (``split``, ``texts`` with levels 1..5, ``action``, ``actions``,
+    ``events``, ``event_types``, ``source``, and any extra keys; ``id``/``shard``/``row`` are set
+    here, in arrival order). ``extra``, a dict, is merged into that batch's progress item (its keys
+    win), so a builder can report in its own units; a batch may hold no clips (``arrays`` None,
+    ``records`` empty) just to report.
+
+    ``meta``: the meta.json fields (``frames``, ``fps``, ``source`` required; ``format_version``,
+    ``kind``, ``n``, ``splits`` and ``shards`` are the writer's), or a callable returning them,
+    called once every batch is written (for fields known only then: build time, cleaning totals;
+    it may raise to abandon the corpus).
+
+    Yields ``{"done": 0, "of": total}`` before the first batch, ``{"done": clips written, "of",
+    **extra}`` after each, last ``{"done", "of", "path", "splits"}``. Atomic: everything goes to a
+    temporary sibling ``OUT.tmp-XXXX`` that is renamed into place at the end (an existing
+    non-empty ``out`` only with ``force``, and replaced only then); a failure, a bad batch
+    (ValueError naming the array or record) or closing the generator leaves nothing behind, and
+    closes ``rows`` if it has ``close`` (so a generator's own clean-up runs). No clips: ValueError.
+    """
+    if not callable(meta):
+        _check_meta(meta, None)
+    out, tmp = _prepare_out(out, force)
+    writer = None
+    try:
+        writer = _Writer(tmp, meta["frames"] if isinstance(meta, dict) else None, shard_size)
+        yield {"done": 0, "of": total}
+        for batch in rows:
+            if not isinstance(batch, tuple) or len(batch) not in (2, 3):
+                raise ValueError(f"rows must yield (arrays, records) or (arrays, records, extra); got "
+                                 f"{type(batch).__name__}")
+            arrays, recs = batch[0], list(batch[1])
+            if recs:
+                writer.add(arrays, recs)
+            yield {"done": writer.n, "of": total, **(batch[2] if len(batch) == 3 and batch[2] else {})}
+        if writer.n == 0:
+            raise ValueError(f"{out}: no clips to write")
+        final = _check_meta(meta() if callable(meta) else meta, writer.frames)
+        writer.close(final)
+        splits = dict(writer.splits)
+        _swap_in(tmp, out)
+        yield {"done": writer.n, "of": writer.n if total is None else total, "path": str(out), "splits": splits}
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+        if writer is not None:
+            writer.abort()
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_corpus(out: str | Path, rows: Iterable, meta: dict | Callable[[], dict], force: bool = False,
+                 **kwargs) -> Path:
+    """``write_corpus_iter`` run to the end -> the corpus folder."""
+    last = {}
+    for last in write_corpus_iter(out, rows, meta, force, **kwargs):
+        pass
+    return Path(last["path"])
+
+
 def _generator_info() -> dict:
     import engine
     from engine.data.synth import ACTIONS
@@ -253,45 +378,45 @@ def build_corpus_iter(n: int, seed: int, out: str | Path, workers: int = 2, fram
     if not 8 <= int(frames) <= 108_000:
         raise ValueError(f"frames must be 8..108000; got {frames}")
     n, frames, fps, workers = int(n), int(frames), float(fps), int(workers)
-    out, tmp = _prepare_out(out, force)
     t0 = time.perf_counter()
     chunk = max(1, min(CHUNK, n // (8 * workers)))  # small corpora still report progress often
     tasks = [(int(seed), s, min(s + chunk, n), frames, fps) for s in range(0, n, chunk)]
-    pool = None
-    writer = None
-    try:
-        writer = _Writer(tmp, frames, shard_size)
+    pools = []
+
+    def batches():  # started by the writer once ``out`` is checked, so no worker starts for a refused build
         if workers == 1:
             results = map(_synth_chunk, tasks)
         else:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
             with _one_thread_env():  # workers start on the first submit: keep the env until then
-                pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=mp.get_context("spawn"),
-                                           initializer=_worker_init)  # a dead worker raises, never hangs
-                results = pool.map(_synth_chunk, tasks)
-        yield {"done": 0, "of": n, "clips_per_s": 0.0}
-        for arrays, recs in results:
-            writer.add(arrays, recs)
-            dt = time.perf_counter() - t0
-            yield {"done": writer.n, "of": n, "clips_per_s": round(writer.n / max(dt, 1e-9), 1)}
-        if pool is not None:
-            pool.shutdown()
-            pool = None
-        writer.close({"frames": frames, "fps": fps, "seed": int(seed), "source": "synthetic",
-                      "build_seconds": round(time.perf_counter() - t0, 2), "generator": _generator_info(),
-                      "cleaning": None, "workers": workers})
-        _swap_in(tmp, out)
-        dt = time.perf_counter() - t0
-        yield {"done": n, "of": n, "clips_per_s": round(n / max(dt, 1e-9), 1), "seconds": round(dt, 2),
-               "path": str(out)}
+                pools.append(ProcessPoolExecutor(min(workers, len(tasks)), mp_context=mp.get_context("spawn"),
+                                                 initializer=_worker_init))  # a dead worker raises, never hangs
+                results = pools[0].map(_synth_chunk, tasks)
+        yield from results
+        if pools:
+            pools.pop().shutdown()
+
+    def meta() -> dict:
+        return {"frames": frames, "fps": fps, "seed": int(seed), "source": "synthetic",
+                "build_seconds": round(time.perf_counter() - t0, 2), "generator": _generator_info(),
+                "cleaning": None, "workers": workers}
+
+    rate = lambda k: round(k / max(time.perf_counter() - t0, 1e-9), 1)  # noqa: E731
+    rows = batches()
+    it = write_corpus_iter(out, rows, meta, force, total=n, shard_size=shard_size)
+    try:
+        for item in it:
+            if "path" in item:
+                yield {"done": n, "of": n, "clips_per_s": rate(n), "seconds": round(time.perf_counter() - t0, 2),
+                       "path": item["path"]}
+            else:
+                yield {"done": item["done"], "of": n, "clips_per_s": rate(item["done"]) if item["done"] else 0.0}
     finally:
-        if pool is not None:
+        it.close()  # removes the temporary folder, closes ``rows``
+        rows.close()
+        for pool in pools:
             pool.shutdown(wait=True, cancel_futures=True)
-        if writer is not None:
-            writer.abort()
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def build_corpus(n: int, seed: int, out: str | Path, **kwargs) -> Path:
@@ -344,14 +469,14 @@ def import_corpus_iter(src: str | Path, out: str | Path, fps: float | None = Non
     sources = find_sources(src)
     if not sources:
         raise ValueError(f"{src}: no importable files (accepted: {', '.join(IMPORT_SUFFIXES)}, searched recursively)")
-    out, tmp = _prepare_out(out, force)
     t0 = time.perf_counter()
-    writer = None
     total = CleaningReport()
     per_file, errors = {}, {}
-    try:
-        writer = _Writer(tmp, int(frames))
-        yield {"done": 0, "of": len(sources), "clips_per_s": 0.0, "clips": 0}
+    written = 0
+    rate = lambda: round(written / max(time.perf_counter() - t0, 1e-9), 1)  # noqa: E731
+
+    def batches():
+        nonlocal total, written
         for k, group in enumerate(sources):
             name = " + ".join(str(p.relative_to(src)) for p in group)
             try:
@@ -364,41 +489,49 @@ def import_corpus_iter(src: str | Path, out: str | Path, fps: float | None = Non
                     arrays, recs = [], []
                     for w in windows:
                         rec = {"id": "", "shard": 0, "row": 0, "split": split}
-                        rec.update(annotate(w.joints, w.fps, clip_seed(seed, writer.n + len(recs)), []))
+                        rec.update(annotate(w.joints, w.fps, clip_seed(seed, written + len(recs)), []))
                         rec["actions"], rec["source"] = [], name
                         recs.append({kk: rec[kk] for kk in ("id", "shard", "row", "split", "texts", "action", "actions",
                                                             "events", "event_types", "source")})
                         arrays.append(_clip_arrays(w))
             except Exception as e:  # one bad file must not stop an import; it is reported and skipped
                 errors[name] = f"{type(e).__name__}: {e}"
-                yield {"done": k + 1, "of": len(sources), "clips": writer.n, "error": f"{name}: {e}",
-                       "clips_per_s": round(writer.n / max(time.perf_counter() - t0, 1e-9), 1)}
+                yield None, [], {"done": k + 1, "of": len(sources), "clips": written, "error": f"{name}: {e}",
+                                 "clips_per_s": rate()}
                 continue
-            if recs:
-                writer.add(_stack(arrays), recs)
+            written += len(recs)
             total = total.merge(rep)
             d = rep.to_dict()
             per_file[name] = {kk: v for kk, v in d.items() if not isinstance(v, list)}
-            yield {"done": k + 1, "of": len(sources), "clips": writer.n, "file": name, "kept": rep.kept,
-                   "clips_per_s": round(writer.n / max(time.perf_counter() - t0, 1e-9), 1)}
-        if writer.n == 0:
+            yield (_stack(arrays) if recs else None), recs, {
+                "done": k + 1, "of": len(sources), "clips": written, "file": name, "kept": rep.kept,
+                "clips_per_s": rate()}
+        if written == 0:
             raise ValueError(f"{src}: no clip survived import and cleaning ({len(errors)} file(s) failed, "
                              f"{len(per_file)} gave no {frames}-frame window that passed the filters)")
+
+    def meta() -> dict:
         d = total.to_dict()
         cleaning = {"total": {kk: v for kk, v in d.items() if not isinstance(v, list)}, "files": per_file,
                     "errors": errors, "config": asdict(cfg)}
-        writer.close({"frames": int(frames), "fps": float(corpus_fps), "seed": int(seed), "source": "import",
-                      "source_dir": str(src.resolve()), "build_seconds": round(time.perf_counter() - t0, 2),
-                      "generator": None, "cleaning": cleaning})
-        _swap_in(tmp, out)
-        yield {"done": len(sources), "of": len(sources), "clips": writer.n, "path": str(out), "errors": len(errors),
-               "seconds": round(time.perf_counter() - t0, 2),
-               "clips_per_s": round(writer.n / max(time.perf_counter() - t0, 1e-9), 1)}
+        return {"frames": int(frames), "fps": float(corpus_fps), "seed": int(seed), "source": "import",
+                "source_dir": str(src.resolve()), "build_seconds": round(time.perf_counter() - t0, 2),
+                "generator": None, "cleaning": cleaning}
+
+    rows = batches()
+    it = write_corpus_iter(out, rows, meta, force, total=len(sources))
+    try:
+        for item in it:
+            if "path" in item:
+                yield {"done": len(sources), "of": len(sources), "clips": written, "path": item["path"],
+                       "errors": len(errors), "seconds": round(time.perf_counter() - t0, 2), "clips_per_s": rate()}
+            elif "clips" not in item:  # the writer's opening item
+                yield {"done": 0, "of": len(sources), "clips_per_s": 0.0, "clips": 0}
+            else:
+                yield item
     finally:
-        if writer is not None:
-            writer.abort()
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        it.close()
+        rows.close()
 
 
 # --- sample -------------------------------------------------------------------------------------

@@ -49,8 +49,15 @@ def kid(real: np.ndarray, gen: np.ndarray, subsets: int = 50, subset_size: int =
 
 def r_precision(text: np.ndarray, motion: np.ndarray, pool: int = 32, top: int = 3, seed: int = 0) -> list[float]:
     """Pair i is (text[i], motion[i]). In shuffled pools of ``pool`` pairs, how often the matching
-    motion is among each text's k nearest (Euclidean) motions, for k = 1..top."""
+    motion is among each text's k nearest (Euclidean) motions, for k = 1..top.
+
+    Ties count against the match: a distractor at the same distance as the true motion ranks
+    above it, so the true motion is in the top k only when at most k - 1 distractors are at
+    least as close. A model whose embeddings are all equal scores 0 for every k < ``pool``
+    (counting ties as hits gave it 1.0)."""
     _check_emb(text, motion)
+    if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 2:
+        raise ValueError(f"r_precision pool must be an int >= 2; got {pool!r}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(text))
     hits = np.zeros(top)
@@ -58,7 +65,9 @@ def r_precision(text: np.ndarray, motion: np.ndarray, pool: int = 32, top: int =
     for s in range(0, len(order) - pool + 1, pool):
         idx = order[s:s + pool]
         d = np.linalg.norm(text[idx][:, None] - motion[idx][None], axis=-1)  # (pool, pool)
-        rank = (d < d.diagonal()[:, None]).sum(1)  # motions closer than the true one
+        # distractors at least as close as the true motion (the diagonal itself is not counted)
+        true = d.diagonal()
+        rank = np.where(np.isfinite(true), (d <= true[:, None]).sum(1) - 1, pool)  # NaN: a miss
         for k in range(top):
             hits[k] += (rank <= k).sum()
         n += pool

@@ -13,6 +13,7 @@ import numpy as np
 from engine.evaluation import metrics as M
 
 SHIPPED_EVALUATOR = "models/evaluator"
+MIN_EVAL_PROMPTS = 4  # below this a split-half ground-truth FID has one sample per half (no covariance)
 
 
 def test_prompts(entries: list[dict], max_tokens: int, count_tokens) -> list:
@@ -44,19 +45,21 @@ def token_counter(text_encoder=None):
     return count
 
 
-def embedding_row(ev, joints: np.ndarray, prompts: list[dict], ref_emb: np.ndarray | None) -> dict:
-    """R-precision, FID, MM-Dist, diversity of one set of motions against its prompts."""
+def embedding_row(ev, joints: np.ndarray, prompts: list[dict], ref_emb: np.ndarray | None, pool: int = 32) -> dict:
+    """R-precision (in pools of ``pool``), FID, MM-Dist, diversity of one set of motions against its prompts."""
     m, t = ev.embed_motion(joints), ev.embed_prompts(prompts)
-    rp = M.r_precision(t, m)
+    rp = M.r_precision(t, m, pool=pool)
     row = {"R@1": rp[0], "R@2": rp[1], "R@3": rp[2], "MM-Dist": M.mm_dist(t, m), "Diversity": M.diversity(m)}
     row["FID"] = M.fid(ref_emb, m) if ref_emb is not None else 0.0
     row["KID"] = M.kid(ref_emb, m, subset_size=min(500, len(m))) if ref_emb is not None else 0.0
     return row
 
 
-def load_eval_set(data: str | Path, n: int, evaluator: str | Path | None = None) -> tuple[list, np.ndarray, object]:
+def load_eval_set(data: str | Path, n: int, evaluator: str | Path | None = None,
+                  min_prompts: int = 32) -> tuple[list, np.ndarray, object]:
     """The first ``n`` test clips with a usable prompt -> (prompts, ground-truth keypoints
-    (n, T, 2, 21, 3) float32, the loaded evaluator)."""
+    (n, T, 2, 21, 3) float32, the loaded evaluator). Fewer than ``min_prompts`` usable prompts
+    raise ValueError."""
     from engine.data.corpus import Corpus
     from engine.evaluation.evaluator import load_evaluator
     from engine.resources import resource_path
@@ -65,8 +68,9 @@ def load_eval_set(data: str | Path, n: int, evaluator: str | Path | None = None)
     entries = [e for e in corpus.index if e["split"] == "test"]
     prompts = test_prompts(entries, 32, token_counter())
     keep = [i for i, p in enumerate(prompts) if p is not None][:n]
-    if len(keep) < 32:
-        raise ValueError(f"{data}: the test split has {len(keep)} usable prompts; R-precision needs at least 32")
+    if len(keep) < min_prompts:
+        raise ValueError(f"{data}: the test split has {len(keep)} usable prompts (of {len(entries)} test clips); "
+                         f"the evaluation needs at least {min_prompts}")
     gt = corpus.arrays("test")["joints"][keep].astype(np.float32)  # (n, T, 2, 21, 3)
     ev = load_evaluator(evaluator or resource_path(SHIPPED_EVALUATOR))
     return [prompts[i] for i in keep], gt, ev
@@ -74,12 +78,20 @@ def load_eval_set(data: str | Path, n: int, evaluator: str | Path | None = None)
 
 def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, evaluator: str | Path | None = None,
                             n: int = 512, steps: int | None = None, mm_prompts: int = 32, mm_repeats: int = 5,
-                            seed: int = 0) -> Iterator[dict]:
+                            seed: int = 0, pool: int = 32) -> Iterator[dict]:
     """Generate one clip per test prompt (first ``n``), then score. Yields progress, then
-    ``{"done": True, "rows": {...}, "table": markdown}``."""
+    ``{"done": True, "rows": {...}, "table": markdown, "n", "steps", "pool"}``.
+
+    R-precision is taken in shuffled pools of ``pool`` prompts. A small held-out split (a user's
+    own dataset) with fewer usable prompts than ``pool`` is scored in one pool of all of them:
+    ``"pool"`` in the result is the size actually used (R@k is not comparable across pool sizes;
+    chance is k / pool). At least 4 usable prompts are needed."""
     from engine.api import Studio
 
-    prompts, gt, ev = load_eval_set(data, n, evaluator)
+    if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 2:
+        raise ValueError(f"pool must be an int >= 2; got {pool!r}")
+    prompts, gt, ev = load_eval_set(data, n, evaluator, min_prompts=MIN_EVAL_PROMPTS)
+    pool = min(int(pool), len(prompts))
     studio = Studio.load(device="cpu", diffusion=model)
     t0 = time.perf_counter()
     gen = []
@@ -94,14 +106,15 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
                                 for r in range(mm_repeats)]))
         yield {"stage": "multimodality", "done": i + 1, "of": min(mm_prompts, len(prompts))}
     gt_emb = ev.embed_motion(gt)
-    rows = {"Ground truth": embedding_row(ev, gt, prompts, None), "Diffusion": embedding_row(ev, gen, prompts, gt_emb)}
+    rows = {"Ground truth": embedding_row(ev, gt, prompts, None, pool),
+            "Diffusion": embedding_row(ev, gen, prompts, gt_emb, pool)}
     rows["Ground truth"]["FID"] = M.fid(gt_emb[: len(gt_emb) // 2], gt_emb[len(gt_emb) // 2:])
     rows["Diffusion"]["MModality"] = M.multimodality(np.stack([ev.embed_motion(g) for g in groups]))
     c = M.contact_prf(gen, gt)
     rows["Diffusion"].update({"C-F1 intra": c["intra_f1"], "C-F1 inter": c["inter_f1"]})
     rows["Ground truth"].update({"C-F1 intra": 1.0, "C-F1 inter": 1.0})
     rows["Diffusion"]["s/clip"] = seconds
-    yield {"done": True, "rows": rows, "table": table(rows), "n": len(prompts), "steps": steps}
+    yield {"done": True, "rows": rows, "table": table(rows), "n": len(prompts), "steps": steps, "pool": pool}
 
 
 def steps_curve_iter(data: str | Path, step_counts: list[int], model: str | Path | None = None,
@@ -168,6 +181,9 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--evaluator", help="evaluator folder (default: the shipped one)")
     d.add_argument("--n", type=int, default=512, help="test prompts to generate (default 512)")
     d.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
+    d.add_argument("--pool", type=int, default=32,
+                   help="R-precision pool size (default 32; a test split with fewer usable prompts is scored "
+                        "in one pool of all of them)")
     d.add_argument("--constraints", action="store_true",
                    help="also score keyframes, in-betweening, wrist path, locked hand and continue through the "
                         "constraint path, with interpenetration and joint limits (a second table)")
@@ -201,8 +217,9 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ValueError("--skip-main leaves nothing to do: add --constraints and/or --steps-curve")
     out: dict = {}
     if not getattr(args, "skip_main", False):
-        last = _last(evaluate_diffusion_iter(args.data, args.checkpoint, args.evaluator, args.n, args.steps))
-        print(f"{last['n']} test prompts, steps {last['steps'] or 'default'}")
+        last = _last(evaluate_diffusion_iter(args.data, args.checkpoint, args.evaluator, args.n, args.steps,
+                                             pool=getattr(args, "pool", 32)))
+        print(f"{last['n']} test prompts, steps {last['steps'] or 'default'}, R-precision pool {last['pool']}")
         print(last["table"])
         out["main"] = last["rows"]
     if getattr(args, "steps_curve", None):

@@ -15,8 +15,6 @@ says which ("events", "clutch" or "edited"). Untouched captions keep all five ev
 """
 from __future__ import annotations
 
-import math
-import shutil
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -28,7 +26,7 @@ _CLEANING_HINTS = {
     "max_speed": ("Max keypoint speed", "m/s", 0.1, 100.0, 0.5, 2,
                   "A keypoint moving faster than this between two frames marks the frame defective"),
     "savgol_window": ("Savitzky-Golay window", "frames", 0, 61, 2, 0, "Odd number of frames; 0 turns it off"),
-    "savgol_order": ("Savitzky-Golay order", "", 1, 8, 1, 0, "Polynomial order; below the window"),
+    "savgol_order": ("Savitzky-Golay order", "", 0, 8, 1, 0, "Polynomial order; below the window"),
     "gauss_sigma": ("Gaussian sigma", "frames", 0.0, 10.0, 0.1, 2, "0 turns the Gaussian smoothing off"),
     "clip_length": ("Clip length", "frames", 8, 1800, 1, 0,
                     "Frames per training window (the shipped diffusion model trains on 60)"),
@@ -74,20 +72,18 @@ def cleaning_fields() -> list[FieldSpec]:
 
 
 def cleaning_config(values: dict) -> CleaningConfig:
-    """Spin-box values -> a checked ``CleaningConfig``; a bad combination raises ValueError naming it."""
-    cfg = replace(CleaningConfig(), **values)
-    if cfg.savgol_window and (cfg.savgol_window % 2 == 0 or cfg.savgol_window <= cfg.savgol_order):
-        raise ValueError(f"savgol_window must be 0 or an odd number above savgol_order ({cfg.savgol_order}); "
-                         f"got {cfg.savgol_window}")
-    if cfg.clip_length < 8:
-        raise ValueError(f"clip_length must be >= 8 frames; got {cfg.clip_length}")
-    for f in fields(cfg):
-        v = getattr(cfg, f.name)
-        if not math.isfinite(v) or v < 0:
-            raise ValueError(f"{f.name} must be a finite number >= 0; got {v}")
-    if cfg.max_speed <= 0:
-        raise ValueError(f"max_speed must be > 0; got {cfg.max_speed}")
-    return cfg
+    """Spin-box values -> a checked ``CleaningConfig`` (``CleaningConfig`` checks every range); a bad
+    value raises ValueError led by the field's label, e.g. "Max keypoint speed: max_speed must be > 0 ..."."""
+    unknown = sorted(set(values) - {f.name for f in fields(CleaningConfig)})
+    if unknown:
+        raise ValueError(f"unknown cleaning setting(s) {unknown}; known: {[f.name for f in fields(CleaningConfig)]}")
+    try:
+        return replace(CleaningConfig(), **values)
+    except ValueError as e:
+        name = str(e).split(" ", 1)[0]
+        if name in _CLEANING_HINTS:
+            raise ValueError(f"{_CLEANING_HINTS[name][0]}: {e}") from None
+        raise
 
 
 # --- the cleaning report ----------------------------------------------------------------------
@@ -344,40 +340,33 @@ def write_dataset_iter(state: DatasetState, out: str | Path, force: bool = False
     Yields ``{"done", "of"}``, last with ``"path"`` and ``"splits"``. The corpus is built in a
     temporary sibling folder and renamed into place (an existing non-empty ``out`` only with
     ``force``, and replaced only once the new one is complete); closing the generator cancels."""
-    # The engine's own corpus writer (the same code `data build` / `data import` write with).
+    # The engine's own corpus writer (the one `data build` / `data import` write with).
+    from contextlib import closing
+
     from engine.data.corpus import Corpus
-    from engine.data.corpus_build import _prepare_out, _swap_in, _Writer
+    from engine.data.corpus_build import write_corpus_iter
 
     out = check_output(out, state)
     snap = state.snapshot() if snapshot is None else snapshot
     if not snap:
         raise ValueError("no clip is accepted; tick at least one clip to save a dataset")
     corpus = Corpus(state.staging)
-    out, tmp = _prepare_out(out, force)
-    writer = None
-    try:
-        writer = _Writer(tmp, int(corpus.meta["frames"]))
-        yield {"done": 0, "of": len(snap)}
+    meta = {k: v for k, v in corpus.meta.items() if k not in ("format_version", "kind", "n", "splits", "shards")}
+    meta["review"] = {"imported": len(state), "accepted": len(snap), "rejected": len(state) - len(snap),
+                      "captions": {k: sum(r["caption_source"] == k for _, r in snap)
+                                   for k in ("events", "clutch", "edited")}}
+
+    def batches():  # read from the staging corpus chunk by chunk, as the writer asks
         for s in range(0, len(snap), chunk):
             part = snap[s:s + chunk]
-            arrays = corpus.rows_arrays([p for p, _ in part])
-            writer.add(arrays, [dict(rec) for _, rec in part])
-            yield {"done": writer.n, "of": len(snap)}
-        meta = {k: v for k, v in corpus.meta.items()
-                if k not in ("format_version", "kind", "n", "splits", "shards")}
-        meta["review"] = {"imported": len(state), "accepted": len(snap),
-                          "rejected": len(state) - len(snap),
-                          "captions": {k: sum(r["caption_source"] == k for _, r in snap)
-                                       for k in ("events", "clutch", "edited")}}
-        writer.close(meta)
-        splits = dict(writer.splits)
-        _swap_in(tmp, out)
-        yield {"done": len(snap), "of": len(snap), "path": str(out), "splits": splits}
-    finally:
-        if writer is not None:
-            writer.abort()
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            yield corpus.rows_arrays([p for p, _ in part]), [dict(rec) for _, rec in part]
+
+    with closing(write_corpus_iter(out, batches(), meta, force, total=len(snap))) as it:  # a cancel cleans up now
+        for item in it:
+            if "path" in item:
+                yield {"done": len(snap), "of": len(snap), "path": item["path"], "splits": item["splits"]}
+            else:
+                yield {"done": item["done"], "of": len(snap)}
 
 
 __all__ = ["CleaningConfig", "DatasetClip", "DatasetState", "FieldSpec", "StepRow", "caption_texts",
