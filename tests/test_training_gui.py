@@ -267,6 +267,14 @@ def test_import_review_save_finetune_evaluate_use(qtbot, tmp_path, monkeypatch):
     assert entry.metrics["steps"] == STEPS and set(entry.metrics["eval"]) == set(rows) and "val_loss" in entry.metrics
     assert any(tp.base_combo.itemText(i) == "Registered: my-hands" for i in range(tp.base_combo.count()))
 
+    # --- the app generates with the model just made active ---------------------------------------
+    from engine.api import Studio
+    studio = Studio.load(device="cpu")  # HAND_STUDIO_DATA is this test's: its registry's active model
+    assert studio.diffusion == str(tmp_path / "run" / "model")
+    assert studio.models["diffusion"] == str(tmp_path / "run" / "model")
+    clip = studio.generate("the right hand waves", frames=60, seed=0, steps=2)
+    assert clip.joints.shape[:2] == (60, 2) and np.isfinite(clip.joints).all()
+
     assert tp.shutdown() and panel.shutdown()
     assert panel._staging_root is None and not list((tmp_path / "staging").iterdir())
 
@@ -351,4 +359,129 @@ def test_pause_and_resume_buttons(qtbot, tmp_path, monkeypatch):
     qtbot.mouseClick(tp.cancel_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: not tp.running, timeout=10000)
     assert tp.state == "cancelled" and tp.resume_button.isEnabled()
+    tp.shutdown()
+
+
+# --- CLUTCH runs: evaluate base vs fine-tuned, use; a SHIFT run alone cannot be used ---------------
+
+CLUTCH_TEST = 8
+
+
+def _tiny_clutch(root):
+    """A 10-clip corpus (2 train, 8 test, five caption levels each) and, untrained and tiny: a
+    SHIFT, two LMs (a base CLUTCH folder and a run's RUN/model, both shift/ + lm/) and an evaluator."""
+    import torch
+
+    from engine.clutch.language_model import LMConfig, MotionLM, save_lm
+    from engine.clutch.shift import ShiftConfig, ShiftTokenizer, save_shift
+    from engine.clutch.vocab import MotionVocab, build_vocab
+    from engine.data.corpus import clip_id
+    from engine.data.synth import generate_clip
+    from engine.diffusion.representation import clip_to_tensor
+    from engine.evaluation.evaluator import Evaluator, EvaluatorConfig, save_evaluator
+
+    clips = [generate_clip(s) for s in range(CLUTCH_TEST + 2)]
+
+    def caption(labels):
+        if not labels:
+            return "the hands rest"
+        a = labels[0]
+        hand = "both hands" if a["hands"] == "both" else f"the {a['lead']} hand"
+        return f"{hand} {a['action'].replace('_', ' ')}"
+    data = root / "data"
+    (data / "shards").mkdir(parents=True)
+    arrays = {k: np.stack([getattr(c, k) for c, _ in clips]).astype(np.float32)
+              for k in ("transl", "global_orient", "hand_pose", "betas")}
+    arrays["joints"] = np.stack([c.joints for c, _ in clips]).astype(np.float16)
+    np.savez(data / "shards" / "000.npz", **arrays)
+    splits = ["train"] * 2 + ["test"] * CLUTCH_TEST
+    with open(data / "index.jsonl", "w") as f:
+        for i, (c, labels) in enumerate(clips):
+            cap = caption(labels)
+            texts = [{"level": lv, "text": cap if lv == 1 else f"{cap}, level {lv}.", "left": "", "right": ""}
+                     for lv in range(1, 6)]
+            f.write(json.dumps({"id": clip_id(i), "shard": 0, "row": i, "split": splits[i], "texts": texts,
+                                "action": cap, "actions": [], "events": {}, "event_types": [],
+                                "source": "test"}) + "\n")
+    (data / "meta.json").write_text(json.dumps({
+        "format_version": 1, "kind": "hand-studio-corpus", "n": len(clips), "frames": 60, "fps": 30, "seed": 0,
+        "source": "test", "splits": {"train": 2, "val": 0, "test": CLUTCH_TEST}, "shards": ["shards/000.npz"]}))
+    torch.manual_seed(0)
+    shift_cfg = ShiftConfig(codebook_size=16, code_dim=8, width=16, res_blocks=1)
+    shift = ShiftTokenizer(shift_cfg)
+    shift.set_stats(torch.stack([clip_to_tensor(c) for c, _ in clips]))
+    vocab = MotionVocab(build_vocab([caption(l) for _, l in clips] + ["describe this hand motion"], margin=20),
+                        shift_cfg.codebook_size)
+    lm_cfg = LMConfig(d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=4, dropout=0.0,
+                      max_text_tokens=12)
+    for folder in (root / "base", root / "run" / "model"):
+        save_shift(folder / "shift", shift)
+        save_lm(folder / "lm", MotionLM(lm_cfg, vocab), {"stage": "pretrain", "prompt_style": "plain"})
+    (root / "run" / "shift" / "model").mkdir(parents=True)  # what a shift run's done event points at
+    save_shift(root / "run" / "shift" / "model", shift)
+    save_evaluator(root / "evaluator", Evaluator(EvaluatorConfig(d_model=32, layers=1, heads=2, emb=16)))
+    return data
+
+
+def _finished_run(qtbot, tp, monkeypatch, kind, model):
+    """Start ``kind`` on the panel against a stand-in process that prints the trainer's start and
+    done events (done points at ``model``) and exits: the run is done."""
+    from engine.training import runner
+    script = ("import json; print(json.dumps({'event': 'start', 'device': 'cpu', 'world_size': 1})); "
+              f"print(json.dumps({{'event': 'step', 'step': 1, 'of': 1, 'loss': 1.0}})); "
+              f"print(json.dumps({{'event': 'done', 'step': 1, 'of': 1, 'paused': False, 'model': {str(model)!r}}}))")
+    monkeypatch.setattr(runner, "build_command", lambda *a, **k: [sys.executable, "-c", script])
+    tp.kind_combo.setCurrentText(kind)
+    assert tp.kind == kind
+    qtbot.mouseClick(tp.start_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not tp.running, timeout=20000)
+    assert tp.state == "done", tp.last_error
+
+
+@pytest.mark.gui
+def test_clutch_run_evaluate_and_use(qtbot, tmp_path, monkeypatch):
+    from engine.registry import Registry
+    from engine.threads import torch_threads
+    from hand_studio._qt.training_panel import CLUTCH_EVAL_COLUMNS, QtTrainingPanel
+
+    monkeypatch.setenv("HAND_STUDIO_DATA", str(tmp_path / "user-data"))
+    data = _tiny_clutch(tmp_path)
+    run = tmp_path / "run"
+    tp = QtTrainingPanel(poll_ms=20)
+    qtbot.addWidget(tp)
+    tp.show()
+    tp.clutch_evaluator = str(tmp_path / "evaluator")  # the tiny one, not the shipped one
+    tp.data_edit.setText(str(data))
+    tp.out_edit.setText(str(run))
+
+    # a SHIFT run alone: neither Evaluate nor Use
+    _finished_run(qtbot, tp, monkeypatch, "shift", run / "shift" / "model")
+    assert not tp.evaluate_button.isEnabled() and not tp.use_button.isEnabled()
+    assert "SHIFT" in tp.evaluate_button.toolTip() and "SHIFT" in tp.use_button.toolTip()
+    assert not tp.evaluate() and not tp.use_model("tok")
+
+    # a CLUTCH LM stage fine-tuned from a CLUTCH folder: evaluate base vs fine-tuned, then use it
+    tp.kind_combo.setCurrentText("clutch-pt")
+    tp.add_base_folder(tmp_path / "base")
+    _finished_run(qtbot, tp, monkeypatch, "clutch-pt", run / "model")
+    assert tp.evaluate_button.isEnabled() and tp.use_button.isEnabled()
+    with torch_threads(1), qtbot.waitSignal(tp.sig_evaluated, timeout=60000) as ev:
+        qtbot.mouseClick(tp.evaluate_button, Qt.LeftButton)
+    assert not tp.last_error, tp.last_error
+    rows = ev.args[0]
+    assert list(rows) == ["Ground truth", "Base", "Fine-tuned"]
+    assert set(rows["Fine-tuned"]) == set(CLUTCH_EVAL_COLUMNS) and set(rows["Base"]) == set(CLUTCH_EVAL_COLUMNS)
+    assert all(0.0 <= rows["Fine-tuned"][k] <= 1.0 for k in ("T2M R@3", "M2T R@3", "BLEU-4", "ROUGE-L"))
+    headers = [tp.eval_table.horizontalHeaderItem(c).text() for c in range(tp.eval_table.columnCount())]
+    assert headers == list(CLUTCH_EVAL_COLUMNS) and tp.eval_table.rowCount() == 3
+    assert tp.eval_table.verticalHeaderItem(2).text() == "Fine-tuned"
+    assert tp.eval_table.item(0, headers.index("BLEU-4")).text() == "–"  # no BLEU for the ground truth
+    assert tp.eval_n == CLUTCH_TEST  # min(n, the usable test clips)
+
+    with qtbot.waitSignal(tp.modelActivated, timeout=5000) as used:
+        assert tp.use_model("my-clutch")
+    assert used.args == ["my-clutch"]
+    entry = Registry().active("clutch")
+    assert entry.name == "my-clutch" and entry.kind == "clutch" and entry.path == str(run / "model")
+    assert entry.metrics["eval_n"] == CLUTCH_TEST and set(entry.metrics["eval"]) == set(rows)
     tp.shutdown()

@@ -1,8 +1,10 @@
 """The training panel: fine-tune (or train) a model on a dataset folder as a separate process
 (``engine.training.runner``), with Start / Pause & save / Resume / Cancel, live loss and validation
 curves (pyqtgraph, log scale), ETA and the device; then Evaluate (base vs fine-tuned on the
-dataset's held-out test split, ``engine.evaluation.run.evaluate_diffusion_iter`` on a worker
-thread) and "Use this model" (register it in ``engine.registry`` and make it active).
+dataset's held-out test split on a worker thread: ``engine.evaluation.run.evaluate_diffusion_iter``
+for diffusion, ``engine.clutch.eval_run.evaluate_clutch`` for the CLUTCH LM stages) and "Use this
+model" (register it in ``engine.registry`` and make it active). A ``shift`` run trains only the
+tokenizer: it can be neither evaluated nor used on its own.
 
 The run is polled by a QTimer (``TrainingRun.poll`` never blocks); a crash in training cannot take
 the app down. ``shutdown()`` pauses a running run (SIGTERM: checkpoint, exit) so it can be resumed.
@@ -28,6 +30,8 @@ POLL_MS = 200
 DEVICES = ("auto", "cpu", "cuda")
 EVAL_COLUMNS = ("R@1", "R@2", "R@3", "FID", "KID", "MM-Dist", "Diversity", "MModality", "C-F1 intra", "C-F1 inter",
                 "s/clip")
+CLUTCH_EVAL_COLUMNS = ("T2M R@3", "KID", "M2T R@3", "BLEU-4", "ROUGE-L")
+CLUTCH_EVAL_MAX_N = 64  # CLUTCH captions and generates every clip: keep the app's evaluation small
 LOSS_PEN = (90, 160, 255)
 VAL_PEN = (255, 150, 60)
 
@@ -35,6 +39,11 @@ VAL_PEN = (255, 150, 60)
 def registry_kind(kind: str) -> str:
     """The registry's kind of a training kind: diffusion, or clutch for the CLUTCH stages."""
     return "diffusion" if kind == "diffusion" else "clutch"
+
+
+def is_clutch_folder(path) -> bool:
+    """A CLUTCH model folder: shift/ and lm/ model folders (a CLUTCH LM run's RUN/model)."""
+    return path is not None and all((Path(path) / s / "config.json").is_file() for s in ("shift", "lm"))
 
 
 def _no_validation(kind: str) -> bool:
@@ -97,6 +106,43 @@ def evaluate_models_iter(data: str | Path, models: dict[str, str | Path], n: int
            "n": n, "steps": steps}
 
 
+def evaluate_clutch_iter(data: str | Path, models: dict[str, str | Path], n: int, pool: int | None = None,
+                         evaluator=None, seed: int = 0):
+    """``engine.clutch.eval_run.evaluate_clutch`` for each of ``models`` (label -> CLUTCH folder with
+    shift/ + lm/) on one test set of ``data``: the first min(``n``, usable) test clips, R-precision
+    in pools of ``pool`` (default min(32, clips)). Yields ``{"stage", "done", "of"}``, last
+    ``{"done": True, "rows": {label: {T2M R@3, KID, M2T R@3, BLEU-4, ROUGE-L}}, "columns", "n"}``
+    with the ground-truth row first. ``evaluator``: an Evaluator or its folder (None = shipped)."""
+    from engine.clutch.eval_run import _load_evaluator, clutch_test_set, evaluate_clutch
+    from engine.clutch.pipeline import load_clutch
+    yield {"stage": "test set", "done": 0, "of": 1}
+    test = clutch_test_set(data, n=max(2, int(n)), pool=2)  # the clips there are, at most n
+    pool = min(32, len(test)) if pool is None else int(pool)
+    ev = _load_evaluator(evaluator)
+
+    def flat(t2m: dict, m2t: dict) -> dict:
+        row = {"T2M R@3": t2m["R@3"], "KID": t2m["KID"], "M2T R@3": m2t["R@3"]}
+        row.update({k: m2t[k] for k in ("BLEU-4", "ROUGE-L") if k in m2t})
+        return row
+    rows: dict[str, dict] = {}
+    for k, (label, folder) in enumerate(models.items()):
+        yield {"stage": f"{label}: loading", "done": 0, "of": 1}
+        gen = evaluate_clutch(load_clutch(folder), test, ev, n=len(test), seed=seed, pool=pool)
+        while True:
+            try:
+                item = next(gen)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            yield {"stage": f"{label}: {item['stage']}", "done": item["done"], "of": item["of"],
+                   "model": k + 1, "models": len(models)}
+        if "Ground truth" not in rows:
+            rows["Ground truth"] = flat(result["ground_truth"]["t2m"], result["ground_truth"]["m2t"])
+        rows[label] = flat(result["t2m"], result["m2t"])
+    yield {"done": True, "rows": {name: {c: float(v) for c, v in row.items()} for name, row in rows.items()},
+           "columns": CLUTCH_EVAL_COLUMNS, "n": len(test), "pool": pool}
+
+
 class QtTrainingPanel(QWidget):
     """Train / fine-tune with live curves; evaluate; register and activate the result."""
 
@@ -116,6 +162,9 @@ class QtTrainingPanel(QWidget):
         self.run_info: dict = {}
         self.eval_worker: GeneratorWorker | None = None
         self.eval_rows: dict[str, dict] = {}
+        self.eval_n = 0
+        self.clutch_evaluator = None  # CLUTCH evaluation: an Evaluator or its folder; None = the shipped one
+        self.clutch_pool: int | None = None  # R-precision pool for CLUTCH; None = min(32, test clips)
         self.last_error = ""
         self.start_event: dict = {}
         self.last_done: dict = {}
@@ -383,6 +432,21 @@ class QtTrainingPanel(QWidget):
             return None
         return Path(self.last_done.get("model") or Path(self.run_info["out"]) / "model")
 
+    def _evaluable(self) -> tuple[str | None, str]:
+        """(what the finished run can be evaluated and used as: "diffusion", "clutch" or None, why not)."""
+        kind = self.run_info.get("kind", "diffusion")
+        if kind == "shift":
+            return None, ("A SHIFT run trains only the motion tokenizer; it cannot be evaluated or used on its own. "
+                          "Train a CLUTCH LM stage (clutch-pt, clutch-gr or clutch-ift) on it to get a model")
+        folder = self.model_folder
+        if folder is None:
+            return None, ""
+        if kind == "diffusion":
+            return "diffusion", ""
+        if is_clutch_folder(folder):
+            return "clutch", ""
+        return None, f"{folder} is not a CLUTCH model folder (shift/ + lm/)"
+
     def _set_state(self, state: str) -> None:
         if state != self._state:
             self._state = state
@@ -401,13 +465,20 @@ class QtTrainingPanel(QWidget):
             w.setEnabled(not busy and not evaluating)
         self.val_spin.setEnabled(not busy and not evaluating and not _no_validation(self.kind))
         done = s == "done" and not busy
-        can_eval = done and self.run_info.get("kind") == "diffusion"
-        self.evaluate_button.setEnabled(can_eval and not evaluating)
-        self.evaluate_button.setToolTip("Base vs fine-tuned on the dataset's held-out test split" if
-                                        self.run_info.get("kind", "diffusion") == "diffusion" else
-                                        "The app evaluates diffusion models; use `hand-studio eval` for CLUTCH")
-        self.use_button.setEnabled(done and not evaluating)
-        self.name_edit.setEnabled(done)
+        what, why = self._evaluable() if done else (None, "")
+        self.evaluate_button.setEnabled(what is not None and not evaluating)
+        self.use_button.setEnabled(what is not None and not evaluating)
+        self.name_edit.setEnabled(what is not None)
+        if what == "clutch":
+            self.evaluate_button.setToolTip("Base vs fine-tuned CLUTCH on the dataset's held-out test split: "
+                                            f"text -> motion and motion -> text, at most {CLUTCH_EVAL_MAX_N} clips")
+            self.use_button.setToolTip("Register the trained CLUTCH model (shift/ + lm/) and use it from now on")
+        elif why:
+            self.evaluate_button.setToolTip(why)
+            self.use_button.setToolTip(why)
+        else:
+            self.evaluate_button.setToolTip("Base vs fine-tuned on the dataset's held-out test split")
+            self.use_button.setToolTip("Register the trained model and generate with it from now on")
         step = self.loss_steps[-1] if self.loss_steps else self.last_done.get("step", 0)
         of = self.run_info.get("steps", 0)
         words = {"idle": "", "running": "training", "pausing": "pausing (finishing the step, saving)…",
@@ -454,7 +525,7 @@ class QtTrainingPanel(QWidget):
         self.run_info = {"kind": kind, "data": str(data), "out": str(out), "base_path": base["path"],
                          "base_label": base["label"], "steps": self.steps_spin.value(), "started": time.time()}
         self._reset_curves()
-        self.eval_rows = {}
+        self.eval_rows, self.eval_n = {}, 0
         self.eval_table.setRowCount(0)
         self.start_event, self.last_done, self.last_error = {}, {}, ""
         self.message_label.setText("")
@@ -604,15 +675,24 @@ class QtTrainingPanel(QWidget):
         folder = self.model_folder
         if folder is None:
             return self._fail("Train a model to the end first")
+        what, why = self._evaluable()
+        if what is None:
+            return self._fail(why, "Cannot evaluate")
         models = {}
-        if self.run_info.get("base_path"):
-            models[f"Base ({self.run_info['base_label']})" if self.run_info["base_label"] != self.run_info["base_path"]
-                   else "Base"] = self.run_info["base_path"]
+        base_path = self.run_info.get("base_path")
+        if base_path and (what == "diffusion" or is_clutch_folder(base_path)):
+            models[f"Base ({self.run_info['base_label']})" if self.run_info["base_label"] != base_path
+                   else "Base"] = base_path
         models["Fine-tuned"] = str(folder)
         data, n = self.run_info["data"], self.eval_n_spin.value()
-        steps = self.eval_steps_spin.value() or None
-        self.eval_worker = GeneratorWorker(lambda: evaluate_models_iter(data, models, n, steps),
-                                           max_rate=10.0, parent=self)
+        if what == "clutch":
+            n = min(n, CLUTCH_EVAL_MAX_N)
+            evaluator, pool = self.clutch_evaluator, self.clutch_pool
+            job = lambda: evaluate_clutch_iter(data, models, n, pool=pool, evaluator=evaluator)  # noqa: E731
+        else:
+            steps = self.eval_steps_spin.value() or None
+            job = lambda: evaluate_models_iter(data, models, n, steps)  # noqa: E731
+        self.eval_worker = GeneratorWorker(job, max_rate=10.0, parent=self)
         self.eval_worker.sig_yielded.connect(self._on_eval_progress)
         self.eval_worker.sig_finished.connect(self._on_eval_finished)
         self.eval_worker.sig_errored.connect(self._on_eval_errored)
@@ -642,10 +722,14 @@ class QtTrainingPanel(QWidget):
             return
         self._end_eval("done")
         self.eval_rows = item["rows"]
+        self.eval_n = int(item.get("n", self.eval_n_spin.value()))
+        columns = list(item.get("columns", EVAL_COLUMNS))
+        self.eval_table.setColumnCount(len(columns))
+        self.eval_table.setHorizontalHeaderLabels(columns)
         self.eval_table.setRowCount(len(self.eval_rows))
         self.eval_table.setVerticalHeaderLabels(list(self.eval_rows))
         for r, row in enumerate(self.eval_rows.values()):
-            for c, col in enumerate(EVAL_COLUMNS):
+            for c, col in enumerate(columns):
                 cell = QTableWidgetItem(f"{row[col]:.3f}" if col in row else "–")
                 cell.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.eval_table.setItem(r, c, cell)
@@ -683,7 +767,7 @@ class QtTrainingPanel(QWidget):
             m["val_loss_start"] = self.val_values[0]
         if self.eval_rows:
             m["eval"] = self.eval_rows
-            m["eval_n"] = self.eval_n_spin.value()
+            m["eval_n"] = self.eval_n or self.eval_n_spin.value()
         return m
 
     def use_model(self, name: str | None = None) -> bool:
@@ -692,6 +776,9 @@ class QtTrainingPanel(QWidget):
         folder = self.model_folder
         if folder is None:
             return self._fail("Train a model to the end first", "Cannot use the model")
+        what, why = self._evaluable()
+        if what is None:
+            return self._fail(why, "Cannot use the model")
         name = (name or self.name_edit.text()).strip()
         if not name:
             return self._fail("Give the model a name", "Cannot use the model")
@@ -753,5 +840,5 @@ class QtTrainingPanel(QWidget):
 
 TrainingPanel = QtTrainingPanel
 
-__all__ = ["QtTrainingPanel", "TrainingPanel", "evaluate_models_iter", "explain_error", "format_eta",
-           "registry_kind"]
+__all__ = ["QtTrainingPanel", "TrainingPanel", "evaluate_clutch_iter", "evaluate_models_iter", "explain_error",
+           "format_eta", "is_clutch_folder", "registry_kind"]
