@@ -526,7 +526,7 @@ def lm_iter(stage: str, data: ClipData, out_dir: str | Path, cfg: StageConfig | 
     if vocab.codebook_size != shift.config.codebook_size:
         raise ValueError(f"LM motion vocabulary has {vocab.codebook_size} codes per stream; SHIFT has "
                          f"{shift.config.codebook_size}")
-    data.captions = fit_captions(data.captions, vocab, lm.config.max_text_tokens)
+    captions = fit_captions(data.captions, vocab, lm.config.max_text_tokens)  # data stays as given
     check_disk_space(stage_dir, lm)
     if shift_copy is not None:
         write_folder_atomically(shift_dir, lambda tmp: shutil.copytree(shift_copy, tmp, dirs_exist_ok=True))
@@ -566,7 +566,7 @@ def lm_iter(stage: str, data: ClipData, out_dir: str | Path, cfg: StageConfig | 
         t0, seen = time.perf_counter(), 0
         while step < cfg.steps:
             idx = torch.randint(0, len(data), (cfg.batch,), generator=gen).tolist()
-            caps = [rng.choice(data.captions[i]) for i in idx]
+            caps = [rng.choice(captions[i]) for i in idx]
             if stage == "pretrain":
                 samples = [pretrain_sample(vocab, c, data.clip_codes(i), rng) for i, c in zip(idx, caps)]
                 b = collate(samples, vocab.pad_id, device)

@@ -9,7 +9,7 @@ import numpy as np
 
 from engine.hands.skeleton import FINGERS, HANDS, JOINT_NAMES, KEYPOINT_NAMES, MANO_RIGHT_REST_JOINTS
 from engine.io import FileFormatError
-from engine.motion.clip import Clip
+from engine.motion.clip import Clip, ClipError
 
 _FINGER_WORDS = {"thumb": "thumb", "index": "index", "middle": "middle", "ring": "ring", "pinky": "pinky",
                  "pinkie": "pinky", "little": "pinky"}
@@ -122,6 +122,9 @@ def rest_hand_keypoints(hand: int, frames: int) -> tuple[np.ndarray, Clip]:
     return rest.joints[:, hand], rest
 
 
+MAX_KEYPOINT_M = 1000.0  # a keypoint farther than 1 km from the origin is a unit or file error
+
+
 def clip_from_keypoints(path: Path, kp: np.ndarray, present: list[bool], fps: float,
                         notes: list[str]) -> Clip:
     """Fit world keypoints (T, 2, 21, 3) metres with the IK; absent hands become the rest pose."""
@@ -134,10 +137,17 @@ def clip_from_keypoints(path: Path, kp: np.ndarray, present: list[bool], fps: fl
     for h in range(2):
         if not present[h]:
             kp[:, h] = rest.joints[:, h]
+    kp32 = kp.astype(np.float32)
+    if not np.isfinite(kp32).all() or np.abs(kp32).max(initial=0.0) > MAX_KEYPOINT_M:
+        raise FileFormatError(path, f"keypoints must be finite and within {MAX_KEYPOINT_M:g} m of the origin "
+                                    f"(after unit conversion); got values up to {np.nanmax(np.abs(kp32)):.3g}")
     result = None
-    for item in fit_keypoints_iter(kp.astype(np.float32), default_hands_cpu(), fps=fps):
-        if item.get("done"):
-            result = item
+    try:
+        for item in fit_keypoints_iter(kp32, default_hands_cpu(), fps=fps):
+            if item.get("done"):
+                result = item
+    except ClipError as e:  # the fit diverged on degenerate input (e.g. all joints at one point)
+        raise FileFormatError(path, f"the keypoints could not be fitted to a hand ({e})") from None
     clip = result["clip"]
     notes.append(f"fitted with IK: mean joint error {result['error_mm']:.2f} mm over {T} frames")
     for h in range(2):
