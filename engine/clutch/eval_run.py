@@ -98,13 +98,9 @@ def clutch_test_set(corpus, n: int = 256, pool: int = 32) -> ClutchTestSet:
 
 # --- rows ------------------------------------------------------------------------------------
 def t2m_row(ev, joints: np.ndarray, prompts: list, ref_emb: np.ndarray | None, pool: int = 32) -> dict:
-    """``engine.evaluation.run.embedding_row`` with a pool size: R@1-3, MM-Dist, Diversity, FID, KID."""
-    m, t = ev.embed_motion(joints), ev.embed_prompts(prompts)
-    rp = M.r_precision(t, m, pool=pool)
-    row = {"R@1": rp[0], "R@2": rp[1], "R@3": rp[2], "MM-Dist": M.mm_dist(t, m), "Diversity": M.diversity(m)}
-    row["FID"] = M.fid(ref_emb, m) if ref_emb is not None else 0.0
-    row["KID"] = M.kid(ref_emb, m, subset_size=min(500, len(m))) if ref_emb is not None else 0.0
-    return row
+    """The T2M row: R@1-3 (pools of ``pool``), MM-Dist, Diversity, FID, KID, as for the diffusion table."""
+    from engine.evaluation.run import embedding_row
+    return embedding_row(ev, joints, prompts, ref_emb, pool=pool)
 
 
 def fit_window(text: str, count_tokens, max_tokens: int = TEXT_WINDOW) -> tuple[str, bool]:

@@ -33,9 +33,7 @@ import math
 import os
 import random
 import shutil
-import signal
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -56,8 +54,8 @@ from engine.clutch.vocab import MotionVocab, build_vocab  # noqa: E402
 from engine.diffusion.checkpoint import (CheckpointError, load_tensors, save_tensors,  # noqa: E402
                                          write_folder_atomically)
 from engine.diffusion.representation import params_to_tensor  # noqa: E402
-from engine.training.train_diffusion import (TrainingError, check_disk_space,  # noqa: E402
-                                             recover_interrupted_swap)
+from engine.training.train_diffusion import (TrainingError, check_disk_space, config_diff,  # noqa: E402
+                                             recover_interrupted_swap, run_reporting)
 
 STAGES = ("shift", "pretrain", "refine", "instruct")
 LM_STAGES = STAGES[1:]
@@ -220,6 +218,17 @@ def load_train_state(folder: Path, model, opt, gen: torch.Generator, py_rng: ran
     return step
 
 
+def close_step(item: dict, step: int, cfg: StageConfig, stop, checkpoint) -> bool:
+    """End of a training step: checkpoint every ``ckpt_every`` steps, at the end, and when ``stop()``
+    asks to pause (then ``item["paused"]``). Returns whether the run pauses here."""
+    paused = bool(stop and stop()) and step < cfg.steps
+    if step % cfg.ckpt_every == 0 or step == cfg.steps or paused:
+        item["checkpoint"] = str(checkpoint())
+    if paused:
+        item["paused"] = True
+    return paused
+
+
 def _device_and_threads(cfg: StageConfig):
     from engine.api import resolve_device
     device = resolve_device(cfg.device)
@@ -276,11 +285,6 @@ def resolve_from(stage: str, path: str | Path) -> tuple[Path, Path | None]:
     return path, None
 
 
-def _config_diff(a, b) -> str:
-    return ", ".join(f"{k} {getattr(a, k)!r} vs {getattr(b, k)!r}" for k in a.__dataclass_fields__
-                     if getattr(a, k) != getattr(b, k))
-
-
 def _digest(folder: Path) -> str:
     """A SHIFT model folder's identity: its config and its weights."""
     config = json.loads((folder / "config.json").read_text()).get("shift")
@@ -323,7 +327,7 @@ def shift_iter(data: ClipData, out_dir: str | Path, shift_cfg: ShiftConfig | Non
         base, _ = load_shift(init_from)
         if shift_cfg is not None and shift_cfg != base.config:
             raise TrainingError(f"{init_from}: fine-tuning keeps the checkpoint's SHIFT config, but a different one "
-                                f"was given ({_config_diff(base.config, shift_cfg)})")
+                                f"was given ({config_diff(base.config, shift_cfg)})")
         shift_cfg = base.config
     shift_cfg = shift_cfg if shift_cfg is not None else ShiftConfig()
     torch.manual_seed(cfg.seed)
@@ -377,11 +381,7 @@ def shift_iter(data: ClipData, out_dir: str | Path, shift_cfg: ShiftConfig | Non
             item = {"stage": "shift", "step": step, "of": cfg.steps, "loss": loss, "stats": out["stats"],
                     "lr": lr_at(step - 1, cfg), "samples_per_s": rate,
                     "eta_s": (cfg.steps - step) * cfg.batch / rate, "device": str(device)}
-            paused = bool(stop and stop()) and step < cfg.steps
-            if step % cfg.ckpt_every == 0 or step == cfg.steps or paused:
-                item["checkpoint"] = str(checkpoint())
-            if paused:
-                item["paused"] = True
+            paused = close_step(item, step, cfg, stop, checkpoint)
             yield item
             if paused:
                 return
@@ -521,7 +521,7 @@ def lm_iter(stage: str, data: ClipData, out_dir: str | Path, cfg: StageConfig | 
         lm, _ = load_lm(init_from)
         if lm_cfg is not None and lm_cfg != lm.config:
             raise TrainingError(f"{init_from}: fine-tuning keeps the checkpoint's LM config, but a different one was "
-                                f"given ({_config_diff(lm.config, lm_cfg)})")
+                                f"given ({config_diff(lm.config, lm_cfg)})")
     vocab = lm.vocab
     if vocab.codebook_size != shift.config.codebook_size:
         raise ValueError(f"LM motion vocabulary has {vocab.codebook_size} codes per stream; SHIFT has "
@@ -612,11 +612,7 @@ def lm_iter(stage: str, data: ClipData, out_dir: str | Path, cfg: StageConfig | 
             rate = seen / (time.perf_counter() - t0)
             item = {"stage": stage, "step": step, "of": cfg.steps, "loss": values, "lr": lr_at(step - 1, cfg),
                     "samples_per_s": rate, "eta_s": (cfg.steps - step) * cfg.batch / rate, "device": str(device)}
-            paused = bool(stop and stop()) and step < cfg.steps
-            if step % cfg.ckpt_every == 0 or step == cfg.steps or paused:
-                item["checkpoint"] = str(checkpoint())
-            if paused:
-                item["paused"] = True
+            paused = close_step(item, step, cfg, stop, checkpoint)
             yield item
             if paused:
                 return
@@ -722,19 +718,7 @@ class _Progress:
 def run(args: argparse.Namespace) -> int:
     """The command line. SIGTERM asks for a checkpoint at the end of the current step, then exit 0."""
     progress = _Progress(getattr(args, "progress", "text"))
-    stop_requested: list[int] = []
-    on_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.append(signum)) if on_main else None
-    try:
-        return _run(args, progress, lambda: bool(stop_requested))
-    except Exception as e:  # noqa: BLE001 - a jsonl run reports every failure as one event, then exits
-        if not progress.jsonl:
-            raise
-        progress.emit("error", message=str(e), type=type(e).__name__)
-        return 2 if isinstance(e, (ValueError, FileNotFoundError)) else 1
-    finally:
-        if on_main:
-            signal.signal(signal.SIGTERM, previous)
+    return run_reporting(progress, lambda stop: _run(args, progress, stop))
 
 
 CONFIG_SECTIONS = ("shift", "lm", "refine", "train") + LM_STAGES

@@ -303,7 +303,8 @@ def load_train_state(folder: Path, model, ema: EMA, opt, gen, rank: int = 0) -> 
     return int(state["step"])
 
 
-def _config_diff(a, b) -> str:
+def config_diff(a, b) -> str:
+    """The fields where two config dataclasses differ, for error messages."""
     return ", ".join(f"{k} {getattr(a, k)!r} vs {getattr(b, k)!r}" for k in a.__dataclass_fields__
                      if getattr(a, k) != getattr(b, k))
 
@@ -422,7 +423,7 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
         base, _ = load_model(init_from)
         if model_cfg is not None and model_cfg != base.config:
             raise TrainingError(f"{init_from}: fine-tuning keeps the checkpoint's model config, but a different one "
-                                f"was given ({_config_diff(base.config, model_cfg)})")
+                                f"was given ({config_diff(base.config, model_cfg)})")
         model_cfg = base.config
     model_cfg = model_cfg if model_cfg is not None else DenoiserConfig()
     whose = f"{init_from}: the checkpoint" if init_from is not None else "the model config"
@@ -659,27 +660,35 @@ class _Progress:
             print(f"error: {fields['message']}", file=sys.stderr, flush=True)
 
 
-def run(args: argparse.Namespace) -> int:
-    """The command line. SIGTERM asks for a checkpoint at the end of the current step, then exit 0."""
-    progress = _Progress(getattr(args, "progress", "text"), TrainConfig.log_every)
-    stop_requested: list[int] = []
+def run_reporting(progress, body, cleanup=None) -> int:
+    """Run ``body(stop)`` as a training command: SIGTERM asks for a checkpoint at the end of the
+    current step (``stop()`` turns true), then exit 0; in jsonl mode every failure is one ``error``
+    event and exit code 2 (bad input) or 1. Shared by the diffusion and CLUTCH trainers."""
     import threading
+    stop_requested: list[int] = []
     on_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.append(signum)) if on_main else None
     try:
-        return _run(args, progress, stop_requested)
+        return body(lambda: bool(stop_requested))
     except Exception as e:  # noqa: BLE001 - a run reports every failure as one event, then exits
         if not progress.jsonl:
             raise
         progress.emit("error", message=str(e), type=type(e).__name__)
         return 2 if isinstance(e, (ValueError, FileNotFoundError)) else 1
     finally:
-        distributed.cleanup()
+        if cleanup is not None:
+            cleanup()
         if on_main:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run(args: argparse.Namespace, progress: _Progress, stop_requested: list[int]) -> int:
+def run(args: argparse.Namespace) -> int:
+    """The command line. SIGTERM asks for a checkpoint at the end of the current step, then exit 0."""
+    progress = _Progress(getattr(args, "progress", "text"), TrainConfig.log_every)
+    return run_reporting(progress, lambda stop: _run(args, progress, stop), cleanup=distributed.cleanup)
+
+
+def _run(args: argparse.Namespace, progress: _Progress, stop) -> int:
     model_cfg, cfg = None, TrainConfig()
     if args.config:
         d = json.loads(Path(args.config).read_text())
@@ -704,7 +713,7 @@ def _run(args: argparse.Namespace, progress: _Progress, stop_requested: list[int
     val = load_corpus(args.data, "val", max_tokens=max_tokens) if cfg.val_every else None
     meta = {"data": str(args.data), "command": "hand-studio train diffusion"}
     it = train_iter(dataset, args.out, model_cfg, cfg, resume=not args.no_resume, meta=meta,
-                    init_from=args.init_from, val_dataset=val, stop=lambda: bool(stop_requested))
+                    init_from=args.init_from, val_dataset=val, stop=stop)
     started, last = False, {"step": 0, "paused": False}
     for item in it:
         if not started:
