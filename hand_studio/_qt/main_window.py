@@ -255,7 +255,7 @@ class MainWindow(QMainWindow):
         self._closed = False
         self._recovered_unsaved = False  # a recovered autosave is unsaved work the stack cannot see
 
-        self.viewport = QtViewport(self.document, studio.hands, parent=self)
+        self.viewport = QtViewport(self.document, studio.hands, parent=self, push=self.push)
         self.setCentralWidget(self.viewport)
 
         self.playback = QtPlaybackBar(self.document, self)
@@ -496,8 +496,18 @@ class MainWindow(QMainWindow):
         self.action_wrist_paths = self._action(view_menu, "Show wrist &paths", vp.set_wrist_paths_visible, "P")
         self.action_wrist_paths.setCheckable(True)
         self.action_wrist_paths.setToolTip("Both wrists' motion paths with key and playhead markers (P)")
+        self.path_edit_actions: dict[str, QAction] = {}
+        for hand, key in (("left", "W"), ("right", "Shift+W")):
+            act = self._action(view_menu, f"Edit &{hand} wrist path",
+                               lambda checked, h=hand: self.set_path_edit(h, checked), key)
+            act.setCheckable(True)
+            act.setToolTip(f"Drag the {hand} wrist path's points in the viewport (neighbours follow); "
+                           f"Shift+drag draws a new path ({key})")
+            self.path_edit_actions[hand] = act
         vp.sig_onion_skin_toggled.connect(self._on_onion_skin_toggled)
         vp.sig_wrist_paths_toggled.connect(self._on_wrist_paths_toggled)
+        vp.sig_path_edit_changed.connect(self._on_path_edit_changed)
+        vp.sig_wrist_path_edited.connect(self._on_wrist_path_edited)
 
         st = self.settings
         side = int(st.value("view/onion_skin_frames", DEFAULT_ONION_SIDE, type=int))
@@ -535,6 +545,31 @@ class MainWindow(QMainWindow):
     def _on_wrist_paths_toggled(self, visible: bool) -> None:
         self.action_wrist_paths.setChecked(visible)
         self.settings.setValue("view/wrist_paths", visible)
+
+    def set_path_edit(self, hand: str, on: bool) -> None:
+        """The Edit wrist path actions: edit ``hand``'s path in the viewport, or stop editing it."""
+        if on:
+            self.viewport.set_path_edit(hand)
+        elif self.viewport.path_edit == hand:
+            self.viewport.set_path_edit(None)
+
+    def _on_path_edit_changed(self, hand: str) -> None:
+        for h, act in self.path_edit_actions.items():
+            act.blockSignals(True)
+            act.setChecked(h == hand)
+            act.blockSignals(False)
+        if hand:
+            self.statusBar().showMessage(f"Editing the {hand} wrist path: drag a point to move it, "
+                                         "Shift+drag to draw a new path", 8000)
+
+    def _on_wrist_path_edited(self, hand: str) -> None:
+        """A path edit pinned ``hand``'s wrist: the next Generate keeps the wrist on it."""
+        check = self.prompt_panel.pin_checks[hand]
+        if hand not in self.document.locked_hands:
+            check.setChecked(True)
+        n = len(self.document.wrist_path(hand))
+        self.statusBar().showMessage(f"Pinned the {hand} wrist path ({n} frames): Generate keeps the "
+                                     f"{hand} wrist on it", 8000)
 
     def show_dock(self, dock: QDockWidget) -> None:
         """Show a dock (closed or floating), bring its tab to the front and focus it."""

@@ -1,6 +1,8 @@
 """Wrist motion paths: per hand a polyline through the wrist at every frame of the clip, markers
 on keyed frames and at the playhead, and the pinned target path (dashed) where the document
 holds a wrist-path constraint. Drawn over the meshes (no depth test), like a motion trail.
+While the viewport edits a path it also shows the dragged point (``set_dragged``) and the stroke
+being drawn (``set_stroke``).
 
 Wrist positions are ``clip.joints[:, h, 0]``, the same ones ``model.generation`` pins.
 """
@@ -16,6 +18,8 @@ from hand_studio.model.tracks import HANDS, hand_tracks
 PATH_COLORS = ((1.0, 0.55, 0.2, 0.95), (0.3, 0.62, 1.0, 0.95))  # left orange, right blue
 PINNED_COLOR = (1.0, 0.3, 0.9, 1.0)  # magenta, dashed
 CURRENT_COLOR = (1.0, 1.0, 1.0, 1.0)
+DRAGGED_COLOR = (1.0, 1.0, 0.25, 1.0)  # yellow ring on the dragged pinned point
+STROKE_COLOR = (1.0, 1.0, 0.25, 0.9)  # the path being drawn
 
 
 def dashed_segments(points, dash: float = 0.012, gap: float = 0.008) -> np.ndarray:
@@ -60,10 +64,14 @@ class WristPathVisual:
         self.pinned_points = scene.visuals.Markers(parent=self.node, scaling=False)
         self.key_markers = scene.visuals.Markers(parent=self.node, scaling=False)
         self.current_markers = scene.visuals.Markers(parent=self.node, scaling=False)
+        self.dragged_marker = scene.visuals.Markers(parent=self.node, scaling=False)
+        self.stroke = scene.visuals.Line(parent=self.node, color=STROKE_COLOR, width=2.0, antialias=False)
         for i, v in enumerate((*self.paths, self.pinned, self.pinned_points, self.key_markers,
-                               self.current_markers)):
+                               self.current_markers, self.dragged_marker, self.stroke)):
             v.set_gl_state("translucent", depth_test=False)
             v.order = 12 + i
+        self.dragged_marker.visible = self.stroke.visible = False
+        self.dragged: tuple[int, int] | None = None  # (hand 0/1, frame) of the dragged point
         self.wrists = np.zeros((0, 2, 3), np.float32)  # (T, 2, 3) every frame's wrists
         self.node.visible = False
         document.events.clip.connect(self._on_clip_change)
@@ -84,6 +92,20 @@ class WristPathVisual:
     def path(self, hand: int) -> np.ndarray:
         """The drawn polyline of hand 0 (left) / 1 (right): (T, 3) wrist positions."""
         return self.wrists[:, hand]
+
+    def set_dragged(self, dragged: tuple[int, int] | None) -> None:
+        """Ring the point being dragged: (hand 0/1, frame), or None. It follows the pinned path
+        (the take's wrist where that frame is not pinned)."""
+        self.dragged = None if dragged is None else (int(dragged[0]), int(dragged[1]))
+        if self.node.visible:
+            self._update_dragged()
+
+    def set_stroke(self, points) -> None:
+        """Draw the stroke of a path being drawn: (M, 3) world points; None (or < 2) hides it."""
+        pos = None if points is None else np.asarray(points, np.float32).reshape(-1, 3)
+        self.stroke.visible = pos is not None and len(pos) >= 2
+        if self.stroke.visible:
+            self.stroke.set_data(pos=pos, color=STROKE_COLOR, connect="strip")
 
     # --- model events ---------------------------------------------------------------------
     def _on_clip_change(self, event: Event | None = None) -> None:
@@ -149,6 +171,23 @@ class WristPathVisual:
         if points:
             self.pinned_points.set_data(np.concatenate(points), face_color=PINNED_COLOR,
                                         edge_color=PINNED_COLOR, size=5, symbol="cross")
+        self._update_dragged()
+
+    def _update_dragged(self) -> None:
+        self.dragged_marker.visible = self.dragged is not None and len(self.wrists) > 0
+        if not self.dragged_marker.visible:
+            return
+        h, frame = self.dragged
+        pinned = dict(self.document.wrist_path(HANDS[h]))
+        if frame in pinned:
+            pos = np.asarray(pinned[frame], np.float32)
+        elif frame < len(self.wrists):
+            pos = self.wrists[frame, h]
+        else:
+            self.dragged_marker.visible = False
+            return
+        self.dragged_marker.set_data(pos.reshape(1, 3), face_color=(0, 0, 0, 0), edge_color=DRAGGED_COLOR,
+                                     edge_width=2, size=14, symbol="disc")
 
     def close(self) -> None:
         """Stop listening to the document and leave the scene."""

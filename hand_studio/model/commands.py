@@ -282,9 +282,12 @@ class SetHandLocked(_ConstraintsCommand):
 
 
 class SetWristPath(_ConstraintsCommand):
-    """Pin a wrist to a path of (frame, (x, y, z)) points; an empty list clears it."""
+    """Pin a wrist to a path of (frame, (x, y, z)) points; an empty list clears it. A viewport
+    drag pushes one per mouse move with the same ``drag_id`` (and hand); they merge into one."""
 
-    def __init__(self, document: Document, hand: str, points):
+    merge_id = 3
+
+    def __init__(self, document: Document, hand: str, points, drag_id: int | None = None):
         path = check_path(hand, points, document.num_frames)
         c = document._constraints
         paths = dict(c.wrist_paths)
@@ -293,7 +296,18 @@ class SetWristPath(_ConstraintsCommand):
         else:
             paths.pop(hand, None)
         super().__init__(document, Constraints(c.interval, c.locked_hands, paths))
+        self.hand = hand
+        self.drag_id = drag_id
         self.text = f"Pin {hand} wrist path ({len(path)} points)" if path else f"Clear {hand} wrist path"
+        if drag_id is not None and path:
+            self.text = f"Drag {hand} wrist path"
+
+    def merge_with(self, other: Command) -> bool:
+        if (isinstance(other, SetWristPath) and self.drag_id is not None and other.drag_id == self.drag_id
+                and other.hand == self.hand):
+            self.after, self.text = other.after, other.text
+            return True
+        return False
 
 
 # --- takes and clips --------------------------------------------------------------------
