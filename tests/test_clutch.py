@@ -220,6 +220,33 @@ def test_constrained_decoding(vocab):
         MotionStreamProcessor(vocab, steps=0)
 
 
+def test_caption_no_repeat_ngram(vocab):
+    """The n-gram guard bans exactly the tokens that would repeat an n-gram, and a greedy decode
+    with it never repeats one (an untrained model loops on its favourite tokens without it)."""
+    proc = TextProcessor(vocab, max_len=24, no_repeat_ngram=3)
+    assert proc.banned([7, 8, 9, 7, 8]) == {9}
+    assert proc.banned([7, 8, 9, 7, 9]) == set() and proc.banned([7, 8]) == set()
+    assert TextProcessor(vocab, no_repeat_ngram=2).banned([5, 6, 5]) == {6}
+    torch.manual_seed(0)
+    lm = MotionLM(TINY_LM, vocab).eval()
+    inp = torch.tensor([vocab.encode_text("the right hand waves")] * 2)
+    am = torch.ones_like(inp, dtype=torch.bool)
+    plain = lm.decode(inp, am, TextProcessor(vocab, max_len=24), max_len=24, stop_id=vocab.eos_id)
+    guarded = lm.decode(inp, am, proc, max_len=24, stop_id=vocab.eos_id)
+
+    def grams(row, n=3):
+        body = row[:row.index(vocab.eos_id)] if vocab.eos_id in row else row
+        return [tuple(body[i:i + n]) for i in range(len(body) - n + 1)]
+    assert any(len(set(grams(r))) < len(grams(r)) for r in plain.tolist())  # the untrained model loops
+    for row in guarded.tolist():
+        g = grams(row)
+        assert len(set(g)) == len(g)
+        assert vocab.eos_id in row
+    for bad in (-1, 1):
+        with pytest.raises(ValueError, match="no_repeat_ngram"):
+            TextProcessor(vocab, no_repeat_ngram=bad)
+
+
 # --- refinement --------------------------------------------------------------------------------
 def test_gumbel_path_reaches_lm_not_shift(vocab, motion, clips):
     from engine.hands import load_hands

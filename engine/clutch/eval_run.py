@@ -266,6 +266,9 @@ def add_eval_clutch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool", type=int, default=32, help="R-precision pool size (default 32)")
     p.add_argument("--json", metavar="OUT", help="also write every row and caption to this JSON file")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--no-repeat-ngram", type=int, default=None, metavar="N",
+                   help="captions never repeat an N-gram of word pieces (default 0: plain greedy, the "
+                        "pipeline's setting)")
 
 
 def _folder(path: str | Path, what: str) -> Path:
@@ -316,6 +319,8 @@ def run_eval_clutch(args: argparse.Namespace) -> int:
 
         for name, (lm, shift) in models.items():
             pipe = load_pipeline(lm, shift)
+            if args.no_repeat_ngram is not None:
+                pipe.caption_no_repeat_ngram = args.no_repeat_ngram
 
             def progress(item, name=name):
                 if item["done"] % 64 == 0 or item["done"] == item["of"]:

@@ -130,12 +130,18 @@ class MotionStreamProcessor(LogitsProcessor):
 
 
 class TextProcessor(LogitsProcessor):
-    """A text answer: text ids only (no pad/unk/mask/cls), at least one word, [SEP] by ``max_len``."""
+    """A text answer: text ids only (no pad/unk/mask/cls), at least one word, [SEP] by ``max_len``.
 
-    def __init__(self, vocab: MotionVocab, max_len: int = 64):
+    ``no_repeat_ngram`` n > 0 also bans any token that would repeat an n-gram (of word pieces)
+    already in the answer: greedy decoding otherwise loops ("first X and finally X", the same
+    sentence twice), which the corpus itself almost never does."""
+
+    def __init__(self, vocab: MotionVocab, max_len: int = 64, no_repeat_ngram: int = 0):
         if max_len < 2:
             raise ValueError(f"max_len must be >= 2; got {max_len}")
-        self.max_len = max_len
+        if no_repeat_ngram < 0 or no_repeat_ngram == 1:
+            raise ValueError(f"no_repeat_ngram must be 0 (off) or >= 2; got {no_repeat_ngram}")
+        self.max_len, self.no_repeat_ngram, self.eos_id = max_len, no_repeat_ngram, vocab.eos_id
         self.words = torch.zeros(vocab.size, dtype=torch.bool)
         self.words[5:vocab.text_size] = True
         self.eos = torch.zeros(vocab.size, dtype=torch.bool)
@@ -152,9 +158,26 @@ class TextProcessor(LogitsProcessor):
             return self.pad
         return self.words | self.eos
 
+    def banned(self, generated: list[int]) -> set[int]:
+        """Tokens that would complete an n-gram already in ``generated`` (the answer so far)."""
+        n = self.no_repeat_ngram
+        if not n or len(generated) < n:
+            return set()
+        prefix = generated[len(generated) - n + 1:]
+        return {generated[i + n - 1] for i in range(len(generated) - n + 1) if generated[i:i + n - 1] == prefix}
+
     def __call__(self, input_ids, scores):
         allowed = self.allowed(input_ids.shape[1] - 1).to(scores.device)
-        return scores.masked_fill(~allowed, float("-inf"))
+        scores = scores.masked_fill(~allowed, float("-inf"))
+        if self.no_repeat_ngram:
+            for b, row in enumerate(input_ids[:, 1:].tolist()):  # column 0 is the decoder start
+                ban = sorted(self.banned(row) - {self.eos_id})
+                if ban:
+                    keep = scores[b].clone()
+                    scores[b, ban] = float("-inf")
+                    if not torch.isfinite(scores[b]).any():  # never ban the only way out
+                        scores[b] = keep
+        return scores
 
 
 # --- the model -------------------------------------------------------------------------------
