@@ -193,6 +193,38 @@ def test_shifted_pinned_wrist_path_is_followed(window, qtbot):
     assert np.abs(doc.clip.hand_pose[:, 1] - src.hand_pose[:, 1]).max() > 1e-3  # the right hand regenerated
 
 
+def test_wrist_path_dragged_in_the_viewport_is_followed(window, qtbot):
+    """Like an animator: edit the right wrist path (Shift+W), drag a point up in the viewport,
+    click Generate: the new take's wrist follows the dragged path on every frame."""
+    from test_wrist_path_edit import drag, screen_of
+
+    doc, vp = window.document, window.viewport
+    generate_clap(qtbot, window)
+    take = doc.clip.joints[:, 1, 0].astype(np.float64)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    qtbot.keyClick(window, Qt.Key_W, Qt.ShiftModifier)  # View > Edit right wrist path
+    assert vp.path_edit == "right"
+    vp.set_camera_preset("front")
+    f0 = FRAMES // 2
+    xy = screen_of(vp, take)[f0]
+    drag(qtbot, vp.canvas.native, xy, xy + (0, -40), steps=5)  # up the screen
+    path = dict(doc.wrist_path("right"))
+    assert sorted(path) == list(range(FRAMES)) and path[f0][1] > take[f0, 1] + 0.01  # raised > 1 cm
+    assert window.prompt_panel.pin_checks["right"].isChecked()  # the edit pinned it
+    target = np.array([path[f] for f in range(FRAMES)])
+    type_prompt(qtbot, window, "the right hand waves")
+    gen = Generation(qtbot, window, lambda: qtbot.mouseClick(window.prompt_panel.generate_button, Qt.LeftButton))
+    err = np.linalg.norm(doc.clip.joints[:, 1, 0] - target, axis=-1)
+    raw_err = np.linalg.norm(gen.raw.joints[:, 1, 0] - target, axis=-1)
+    print(f"\ndragged right wrist path ({(path[f0][1] - take[f0, 1]) * 100:.1f} cm up at frame {f0}): max error "
+          f"{err.max() * 1000:.3f} mm (engine's raw result {raw_err.max() * 1000:.3f} mm)")
+    assert err.max() <= 0.005, err.max()
+    window.action_undo.trigger()  # the generation
+    window.action_undo.trigger()  # the drag
+    assert doc.wrist_path("right") == ()
+
+
 def test_keys_then_inbetween_keep_keyed_frames(window, qtbot):
     doc = window.document
     generate_clap(qtbot, window)
