@@ -218,6 +218,9 @@ def test_cli_constraints_table_and_json(corpus_dir, tiny_checkpoint, tmp_path, c
     with pytest.raises(SystemExit):
         main(["eval", "diffusion", "--data", str(corpus_dir), "--steps-curve", "5,x"])
     assert "comma-separated step counts" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["eval", "diffusion", "--data", str(corpus_dir), "--guidance-curve", "2,-1"])
+    assert "comma-separated guidance scales" in capsys.readouterr().err
 
 
 def test_steps_curve_rows(tiny_checkpoint, monkeypatch):
@@ -230,7 +233,7 @@ def test_steps_curve_rows(tiny_checkpoint, monkeypatch):
     prompts = [Prompt(f"the {('left', 'right')[i % 2]} hand {('opens', 'closes', 'waves', 'taps')[i % 4]}")
                for i in range(32)]
     gt = np.random.default_rng(0).normal(0, 0.05, (32, 20, 2, 21, 3)).astype(np.float32)
-    monkeypatch.setattr(run, "load_eval_set", lambda data, n, evaluator=None: (prompts, gt, ev))
+    monkeypatch.setattr(run, "load_eval_set", lambda data, n, evaluator=None, split="test": (prompts, gt, ev))
     assert run.step_counts("1, 2") == [1, 2]
     items = list(run.steps_curve_iter("unused", [1, 2], model=tiny_checkpoint))
     last = items[-1]
@@ -239,3 +242,17 @@ def test_steps_curve_rows(tiny_checkpoint, monkeypatch):
         assert set(r) == {"R@1", "R@2", "R@3", "FID", "MM-Dist", "s/clip"} and r["s/clip"] > 0
         assert 0 <= r["R@1"] <= r["R@2"] <= r["R@3"] <= 1
     assert last["table"].startswith("| steps | R@1")
+    # the guidance sweep: same prompts, steps at the default; guidance 1 (conditional only) and
+    # 3 give different motions, so their rows differ; the split reaches load_eval_set
+    seen = []
+    monkeypatch.setattr(run, "load_eval_set",
+                        lambda data, n, evaluator=None, split="test": seen.append(split) or (prompts, gt, ev))
+    last = list(run.sweep_iter("unused", "guidance", [1.0, 3.0], model=tiny_checkpoint, split="val"))[-1]
+    assert seen == ["val"] and list(last["rows"]) == ["1", "3"] and last["param"] == "guidance"
+    assert last["rows"]["1"]["FID"] != last["rows"]["3"]["FID"]
+    assert last["table"].startswith("| guidance | R@1")
+    assert run.guidance_scales("1.5, 4") == [1.5, 4.0]
+    with pytest.raises(ValueError, match="guidance-curve"):
+        next(run.sweep_iter("unused", "guidance", [-1.0], model=tiny_checkpoint))
+    with pytest.raises(ValueError, match="param must be"):
+        next(run.sweep_iter("unused", "temperature", [1.0], model=tiny_checkpoint))

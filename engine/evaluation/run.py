@@ -56,8 +56,8 @@ def embedding_row(ev, joints: np.ndarray, prompts: list[dict], ref_emb: np.ndarr
 
 
 def load_eval_set(data: str | Path, n: int, evaluator: str | Path | None = None,
-                  min_prompts: int = 32) -> tuple[list, np.ndarray, object]:
-    """The first ``n`` test clips with a usable prompt -> (prompts, ground-truth keypoints
+                  min_prompts: int = 32, split: str = "test") -> tuple[list, np.ndarray, object]:
+    """The first ``n`` clips of ``split`` with a usable prompt -> (prompts, ground-truth keypoints
     (n, T, 2, 21, 3) float32, the loaded evaluator). Fewer than ``min_prompts`` usable prompts
     raise ValueError."""
     from engine.data.corpus import Corpus
@@ -65,13 +65,13 @@ def load_eval_set(data: str | Path, n: int, evaluator: str | Path | None = None,
     from engine.resources import resource_path
 
     corpus = Corpus(data)
-    entries = [e for e in corpus.index if e["split"] == "test"]
+    entries = [e for e in corpus.index if e["split"] == split]
     prompts = test_prompts(entries, 32, token_counter())
     keep = [i for i, p in enumerate(prompts) if p is not None][:n]
     if len(keep) < min_prompts:
-        raise ValueError(f"{data}: the test split has {len(keep)} usable prompts (of {len(entries)} test clips); "
+        raise ValueError(f"{data}: the {split} split has {len(keep)} usable prompts (of {len(entries)} clips); "
                          f"the evaluation needs at least {min_prompts}")
-    gt = corpus.arrays("test")["joints"][keep].astype(np.float32)  # (n, T, 2, 21, 3)
+    gt = corpus.arrays(split)["joints"][keep].astype(np.float32)  # (n, T, 2, 21, 3)
     ev = load_evaluator(evaluator or resource_path(SHIPPED_EVALUATOR))
     return [prompts[i] for i in keep], gt, ev
 
@@ -117,36 +117,56 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     yield {"done": True, "rows": rows, "table": table(rows), "n": len(prompts), "steps": steps, "pool": pool}
 
 
-def steps_curve_iter(data: str | Path, step_counts: list[int], model: str | Path | None = None,
-                     evaluator: str | Path | None = None, n: int = 512, seed: int = 0) -> Iterator[dict]:
-    """Quality against sampler steps on the same prompts and seeds: per step count R@1/2/3, FID,
-    MM-Dist (embedding_row) and ``s/clip`` (mean seconds per generated clip, model loaded).
-    Yields progress, then ``{"done": True, "rows": {"<steps>": row}, "table": markdown, "n"}``."""
+SWEEPS = ("steps", "guidance")  # sampler settings a quality curve can sweep
+
+
+def sweep_iter(data: str | Path, param: str, values: list, model: str | Path | None = None,
+               evaluator: str | Path | None = None, n: int = 512, seed: int = 0,
+               split: str = "test") -> Iterator[dict]:
+    """Quality against one sampler setting (``param``: sampler ``steps`` or CFG ``guidance``) on
+    the same prompts and seeds: per value R@1/2/3, FID, MM-Dist (embedding_row) and ``s/clip``
+    (mean seconds per generated clip, model loaded); the other setting stays at the model's
+    default. Tune on ``split="val"``; report on test. Yields progress, then ``{"done": True,
+    "rows": {"<value>": row}, "table": markdown, "n", "param", "split"}``."""
     from engine.api import Studio
-    for s in step_counts:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 1 <= s <= 1000:
-            raise ValueError(f"steps-curve counts must be integers in 1..1000; got {s!r}")
-    prompts, gt, ev = load_eval_set(data, n, evaluator)
-    studio = Studio.load(device="cpu", diffusion=model)
-    studio.generate(prompts[0], frames=gt.shape[1], seed=seed, steps=1)  # load and warm up off the clock
+    if param not in SWEEPS:
+        raise ValueError(f"param must be one of {SWEEPS}; got {param!r}")
+    for v in values:
+        if param == "steps" and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= 1000):
+            raise ValueError(f"steps-curve counts must be integers in 1..1000; got {v!r}")
+        if param == "guidance" and (isinstance(v, bool) or not isinstance(v, (int, float, np.number))
+                                    or not 0.0 <= float(v) <= 20.0):
+            raise ValueError(f"guidance-curve scales must be numbers in 0..20; got {v!r}")
+    prompts, gt, ev = load_eval_set(data, n, evaluator, split=split)
+    pipe = Studio.load(device="cpu", diffusion=model).pipeline("diffusion")
+    pipe.generate(prompts[0], frames=gt.shape[1], seed=seed, steps=1)  # load and warm up off the clock
     gt_emb = ev.embed_motion(gt)
     rows = {}
-    for s in step_counts:
+    for v in values:
+        kw = {"steps": int(v)} if param == "steps" else {"guidance": float(v)}
         gen, seconds = [], 0.0
         for i, p in enumerate(prompts):
             t0 = time.perf_counter()
-            gen.append(studio.generate(p, frames=gt.shape[1], seed=seed + i, steps=int(s)).joints)
+            gen.append(pipe.generate(p, frames=gt.shape[1], seed=seed + i, **kw).joints)
             seconds += time.perf_counter() - t0
-            yield {"stage": f"steps {s}", "done": i + 1, "of": len(prompts)}
+            yield {"stage": f"{param} {v}", "done": i + 1, "of": len(prompts)}
         row = embedding_row(ev, np.stack(gen), prompts, gt_emb)
-        rows[str(s)] = {c: row[c] for c in ("R@1", "R@2", "R@3", "FID", "MM-Dist")}
-        rows[str(s)]["s/clip"] = seconds / len(prompts)
-    yield {"done": True, "rows": rows, "table": steps_table(rows), "n": len(prompts)}
+        rows[f"{v:g}" if param == "guidance" else str(v)] = {c: row[c] for c in ("R@1", "R@2", "R@3", "FID", "MM-Dist")}
+        rows[f"{v:g}" if param == "guidance" else str(v)]["s/clip"] = seconds / len(prompts)
+    yield {"done": True, "rows": rows, "table": steps_table(rows, param), "n": len(prompts), "param": param,
+           "split": split}
 
 
-def steps_table(rows: dict[str, dict]) -> str:
+def steps_curve_iter(data: str | Path, step_counts: list[int], model: str | Path | None = None,
+                     evaluator: str | Path | None = None, n: int = 512, seed: int = 0,
+                     split: str = "test") -> Iterator[dict]:
+    """Quality against sampler steps (``sweep_iter`` over ``steps``)."""
+    return sweep_iter(data, "steps", step_counts, model, evaluator, n, seed, split)
+
+
+def steps_table(rows: dict[str, dict], param: str = "steps") -> str:
     cols = ["R@1", "R@2", "R@3", "FID", "MM-Dist", "s/clip"]
-    lines = ["| steps | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    lines = [f"| {param} | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for s, r in rows.items():
         lines.append(f"| {s} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |")
     return "\n".join(lines)
@@ -173,6 +193,18 @@ def step_counts(text: str) -> list[int]:
     return counts
 
 
+def guidance_scales(text: str) -> list[float]:
+    """'1.5,2.5,4' -> [1.5, 2.5, 4.0] (argparse type of --guidance-curve)."""
+    try:
+        scales = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        scales = []
+    if not scales or any(not 0.0 <= g <= 20.0 for g in scales):
+        raise argparse.ArgumentTypeError(f"expected comma-separated guidance scales in 0..20 (e.g. 1.5,2.5,4); "
+                                         f"got {text!r}")
+    return scales
+
+
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="model", metavar="MODEL", required=True)
     d = sub.add_parser("diffusion", help="HandX Table 2 layout on the corpus test split")
@@ -191,10 +223,14 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="test clips for --constraints (default 32; 6 generations each)")
     d.add_argument("--steps-curve", type=step_counts, metavar="S1,S2,...",
                    help="R@1/2/3, FID, MM-Dist and seconds per clip for each sampler step count, same prompts")
+    d.add_argument("--guidance-curve", type=guidance_scales, metavar="G1,G2,...",
+                   help="the same for each classifier-free guidance scale (sampler steps at the default)")
+    d.add_argument("--curve-split", choices=("test", "val"), default="test",
+                   help="split the curves are measured on (choose defaults on val, report on test)")
     d.add_argument("--skip-main", action="store_true",
-                   help="leave out the main table (with --constraints and/or --steps-curve)")
-    d.add_argument("--json", help="also write the rows to this JSON file; with --constraints or --steps-curve "
-                                  "it holds {\"main\", \"steps_curve\", \"constraints\"}")
+                   help="leave out the main table (with --constraints and/or the curves)")
+    d.add_argument("--json", help="also write the rows to this JSON file; with --constraints or a curve it holds "
+                                  "{\"main\", \"steps_curve\", \"guidance_curve\", \"constraints\"}")
 
 
 def _progress(item: dict, every: int = 64) -> None:
@@ -212,9 +248,10 @@ def _last(items: Iterator[dict], every: int = 64) -> dict:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    extras = bool(getattr(args, "constraints", False) or getattr(args, "steps_curve", None))
+    extras = bool(getattr(args, "constraints", False) or getattr(args, "steps_curve", None)
+                  or getattr(args, "guidance_curve", None))
     if getattr(args, "skip_main", False) and not extras:
-        raise ValueError("--skip-main leaves nothing to do: add --constraints and/or --steps-curve")
+        raise ValueError("--skip-main leaves nothing to do: add --constraints, --steps-curve and/or --guidance-curve")
     out: dict = {}
     if not getattr(args, "skip_main", False):
         last = _last(evaluate_diffusion_iter(args.data, args.checkpoint, args.evaluator, args.n, args.steps,
@@ -222,11 +259,14 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"{last['n']} test prompts, steps {last['steps'] or 'default'}, R-precision pool {last['pool']}")
         print(last["table"])
         out["main"] = last["rows"]
-    if getattr(args, "steps_curve", None):
-        last = _last(steps_curve_iter(args.data, args.steps_curve, args.checkpoint, args.evaluator, args.n))
-        print(f"\nquality vs sampler steps, {last['n']} test prompts")
-        print(last["table"])
-        out["steps_curve"] = last["rows"]
+    for param, values in (("steps", getattr(args, "steps_curve", None)),
+                          ("guidance", getattr(args, "guidance_curve", None))):
+        if values:
+            split = getattr(args, "curve_split", "test")
+            last = _last(sweep_iter(args.data, param, values, args.checkpoint, args.evaluator, args.n, split=split))
+            print(f"\nquality vs sampler {param}, {last['n']} {split} prompts")
+            print(last["table"])
+            out[f"{param}_curve"] = last["rows"]
     if getattr(args, "constraints", False):
         from engine.api import Studio
         from engine.evaluation.constraint_eval import evaluate_constraints_iter
