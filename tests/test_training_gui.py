@@ -367,9 +367,10 @@ def test_pause_and_resume_buttons(qtbot, tmp_path, monkeypatch):
 CLUTCH_TEST = 8
 
 
-def _tiny_clutch(root):
-    """A 10-clip corpus (2 train, 8 test, five caption levels each) and, untrained and tiny: a
-    SHIFT, two LMs (a base CLUTCH folder and a run's RUN/model, both shift/ + lm/) and an evaluator."""
+def _tiny_clutch(root, n_test: int = CLUTCH_TEST):
+    """A corpus of 2 train and ``n_test`` test clips (five caption levels each) and, untrained and
+    tiny: a SHIFT, two LMs (a base CLUTCH folder and a run's RUN/model, both shift/ + lm/) and an
+    evaluator."""
     import torch
 
     from engine.clutch.language_model import LMConfig, MotionLM, save_lm
@@ -380,7 +381,8 @@ def _tiny_clutch(root):
     from engine.diffusion.representation import clip_to_tensor
     from engine.evaluation.evaluator import Evaluator, EvaluatorConfig, save_evaluator
 
-    clips = [generate_clip(s) for s in range(CLUTCH_TEST + 2)]
+    distinct = [generate_clip(s) for s in range(min(n_test, CLUTCH_TEST) + 2)]
+    clips = [distinct[s % len(distinct)] for s in range(n_test + 2)]  # more test clips: repeats
 
     def caption(labels):
         if not labels:
@@ -394,7 +396,7 @@ def _tiny_clutch(root):
               for k in ("transl", "global_orient", "hand_pose", "betas")}
     arrays["joints"] = np.stack([c.joints for c, _ in clips]).astype(np.float16)
     np.savez(data / "shards" / "000.npz", **arrays)
-    splits = ["train"] * 2 + ["test"] * CLUTCH_TEST
+    splits = ["train"] * 2 + ["test"] * n_test
     with open(data / "index.jsonl", "w") as f:
         for i, (c, labels) in enumerate(clips):
             cap = caption(labels)
@@ -405,7 +407,7 @@ def _tiny_clutch(root):
                                 "source": "test"}) + "\n")
     (data / "meta.json").write_text(json.dumps({
         "format_version": 1, "kind": "hand-studio-corpus", "n": len(clips), "frames": 60, "fps": 30, "seed": 0,
-        "source": "test", "splits": {"train": 2, "val": 0, "test": CLUTCH_TEST}, "shards": ["shards/000.npz"]}))
+        "source": "test", "splits": {"train": 2, "val": 0, "test": n_test}, "shards": ["shards/000.npz"]}))
     torch.manual_seed(0)
     shift_cfg = ShiftConfig(codebook_size=16, code_dim=8, width=16, res_blocks=1)
     shift = ShiftTokenizer(shift_cfg)
@@ -454,11 +456,11 @@ def test_clutch_run_evaluate_and_use(qtbot, tmp_path, monkeypatch):
     tp.data_edit.setText(str(data))
     tp.out_edit.setText(str(run))
 
-    # a SHIFT run alone: neither Evaluate nor Use
+    # a SHIFT run alone: Evaluate (test_shift_run_evaluate_but_not_use), never Use
     _finished_run(qtbot, tp, monkeypatch, "shift", run / "shift" / "model")
-    assert not tp.evaluate_button.isEnabled() and not tp.use_button.isEnabled()
-    assert "SHIFT" in tp.evaluate_button.toolTip() and "SHIFT" in tp.use_button.toolTip()
-    assert not tp.evaluate() and not tp.use_model("tok")
+    assert tp.evaluate_button.isEnabled() and not tp.use_button.isEnabled()
+    assert "SHIFT" in tp.evaluate_button.toolTip() and "CLUTCH LM stage" in tp.use_button.toolTip()
+    assert not tp.use_model("tok")
 
     # a CLUTCH LM stage fine-tuned from a CLUTCH folder: evaluate base vs fine-tuned, then use it
     tp.kind_combo.setCurrentText("clutch-pt")
@@ -484,4 +486,120 @@ def test_clutch_run_evaluate_and_use(qtbot, tmp_path, monkeypatch):
     entry = Registry().active("clutch")
     assert entry.name == "my-clutch" and entry.kind == "clutch" and entry.path == str(run / "model")
     assert entry.metrics["eval_n"] == CLUTCH_TEST and set(entry.metrics["eval"]) == set(rows)
+    tp.shutdown()
+
+
+# --- SHIFT runs evaluate (CLUTCH Table 4); CLUTCH evaluation has no hidden cap ---------------------
+
+def test_evaluate_tokenizers_iter(tmp_path):
+    """Base vs fine-tuned SHIFT on the first n test clips, with the engine's own Table 4 code."""
+    from engine.clutch.evaluate import tokenizer_metrics
+    from engine.clutch.shift import load_shift
+    from engine.hands import load_hands
+    from engine.threads import torch_threads
+    from engine.training.train_clutch import load_split
+    from hand_studio._qt.training_panel import TOKENIZER_EVAL_COLUMNS, evaluate_tokenizers_iter
+
+    data = _tiny_clutch(tmp_path)
+    models = {"Base": tmp_path / "base" / "shift", "Fine-tuned": tmp_path / "run" / "shift" / "model"}
+    with torch_threads(1):  # what the app runs with (2 threads on a busy 2-core machine: ~30x slower)
+        items = list(evaluate_tokenizers_iter(data, models, 5, chunk=2))
+        all_clips = list(evaluate_tokenizers_iter(data, models, 100))[-1]
+        test = load_split(data, "test")
+        want = tokenizer_metrics(load_shift(models["Base"])[0], test.x[:5], test.betas[:5], load_hands("default"))
+    progress, last = items[:-1], items[-1]
+    assert last["done"] is True and last["n"] == 5 and last["columns"] == TOKENIZER_EVAL_COLUMNS
+    assert [p["done"] for p in progress if p["stage"] == "Base: reconstruct"] == [2, 4, 5]
+    rows = last["rows"]
+    assert list(rows) == ["Ground truth", "Base", "Fine-tuned"] and set(rows["Ground truth"]) == {"Diversity"}
+    assert all(set(rows[k]) == set(TOKENIZER_EVAL_COLUMNS) for k in ("Base", "Fine-tuned"))
+    assert rows["Base"]["MPJPE"] == pytest.approx(want["mpjpe_mm"], rel=1e-5)
+    assert rows["Base"]["PA-MPJPE"] == pytest.approx(want["pa_mpjpe_mm"], rel=1e-5)
+    assert rows["Ground truth"]["Diversity"] == pytest.approx(want["diversity_gt"], rel=1e-5)
+    assert rows["Fine-tuned"] == rows["Base"]  # the fixture's two SHIFTs are the same one
+    assert all_clips["n"] == CLUTCH_TEST  # all the split has
+
+
+@pytest.mark.gui
+def test_shift_run_evaluate_but_not_use(qtbot, tmp_path, monkeypatch):
+    """A tiny SHIFT fine-tuned for 3 steps by the real runner -> Evaluate: CLUTCH Table 4 rows for
+    the base's shift/ and the run's SHIFT; Use stays off with the reason (train an LM stage on it)."""
+    from engine.threads import torch_threads
+    from hand_studio._qt.training_panel import SHIFT_ALONE, TOKENIZER_EVAL_COLUMNS, QtTrainingPanel
+
+    monkeypatch.setenv("HAND_STUDIO_DATA", str(tmp_path / "user-data"))
+    data = _tiny_clutch(tmp_path)
+    out = tmp_path / "shift_run"
+    config = tmp_path / "tiny_shift.json"
+    config.write_text(json.dumps({"train": {"shift": {"batch": 2, "warmup": 1, "threads": 1, "device": "cpu",
+                                                      "ckpt_every": 2}}}))
+    tp = QtTrainingPanel(poll_ms=20)
+    qtbot.addWidget(tp)
+    tp.resize(800, 900)
+    tp.show()
+    qtbot.waitExposed(tp)
+    tp.kind_combo.setCurrentText("shift")
+    tp.add_base_folder(tmp_path / "base")  # a CLUTCH folder: the run fine-tunes its shift/
+    tp.data_edit.setText(str(data))
+    tp.out_edit.setText(str(out))
+    tp.config_edit.setText(str(config))
+    tp.steps_spin.setValue(3)
+    tp.device_combo.setCurrentText("cpu")
+    qtbot.mouseClick(tp.start_button, Qt.LeftButton)
+    assert tp.running, tp.last_error
+    qtbot.waitUntil(lambda: not tp.running, timeout=60000)
+    assert tp.state == "done", tp.last_error
+    assert tp.model_folder == out / "shift" / "model" and (out / "shift" / "model" / "config.json").is_file()
+    assert tp.evaluate_button.isEnabled() and not tp.use_button.isEnabled() and not tp.name_edit.isEnabled()
+    assert tp.use_button.toolTip() == SHIFT_ALONE and "Train a CLUTCH LM stage on it" in SHIFT_ALONE
+
+    messages = []
+    tp.sig_message.connect(messages.append)
+    with torch_threads(1), qtbot.waitSignal(tp.sig_evaluated, timeout=60000) as ev:
+        qtbot.mouseClick(tp.evaluate_button, Qt.LeftButton)
+    assert not tp.last_error, tp.last_error
+    rows = ev.args[0]
+    assert list(rows) == ["Ground truth", "Base", "Fine-tuned"] and tp.eval_n == CLUTCH_TEST
+    assert set(rows["Ground truth"]) == {"Diversity"} and set(rows["Fine-tuned"]) == set(TOKENIZER_EVAL_COLUMNS)
+    assert all(np.isfinite(rows[k]["MPJPE"]) and rows[k]["MPJPE"] > 0 for k in ("Base", "Fine-tuned"))
+    assert rows["Base"]["MPJPE"] != rows["Fine-tuned"]["MPJPE"]  # three steps changed the tokenizer
+    assert all(np.isfinite(v) for row in rows.values() for v in row.values())
+    headers = [tp.eval_table.horizontalHeaderItem(c).text() for c in range(tp.eval_table.columnCount())]
+    assert headers == list(TOKENIZER_EVAL_COLUMNS) and tp.eval_table.rowCount() == 3
+    assert [tp.eval_table.verticalHeaderItem(r).text() for r in range(3)] == list(rows)
+    assert tp.eval_table.item(0, 0).text() == "–"  # no MPJPE for the ground truth
+    assert tp.eval_table.item(2, 0).text() == f"{rows['Fine-tuned']['MPJPE']:.3f}"
+    assert not tp.use_button.isEnabled() and tp.use_button.toolTip() == SHIFT_ALONE
+    assert any("CLUTCH LM stage" in m for m in messages), messages
+    assert not tp.use_model("tok")
+    tp.shutdown()
+
+
+@pytest.mark.gui
+def test_clutch_evaluation_is_not_capped(qtbot, tmp_path, monkeypatch):
+    """n above 64 evaluates that many clips (the spin box decides; its tooltip says how long)."""
+    from engine.threads import torch_threads
+    from hand_studio._qt.training_panel import CLUTCH_EVAL_S_PER_CLIP, QtTrainingPanel
+
+    monkeypatch.setenv("HAND_STUDIO_DATA", str(tmp_path / "user-data"))
+    data = _tiny_clutch(tmp_path, n_test=70)
+    tp = QtTrainingPanel(poll_ms=20)
+    qtbot.addWidget(tp)
+    tp.show()
+    tp.clutch_evaluator = str(tmp_path / "evaluator")
+    tp.data_edit.setText(str(data))
+    tp.out_edit.setText(str(tmp_path / "run"))
+    tp.kind_combo.setCurrentText("clutch-pt")
+    tp.base_combo.setCurrentIndex(tp.base_combo.count() - 1)  # from scratch: only the fine-tuned row
+    _finished_run(qtbot, tp, monkeypatch, "clutch-pt", tmp_path / "run" / "model")
+    assert tp.eval_n_spin.value() == 64 and tp.eval_n_spin.maximum() >= 2048
+    tp.eval_n_spin.setValue(66)
+    tip = tp.eval_n_spin.toolTip()
+    assert f"{CLUTCH_EVAL_S_PER_CLIP:.2f} s per clip" in tip and "n 66 takes about" in tip
+    with torch_threads(1), qtbot.waitSignal(tp.sig_evaluated, timeout=60000) as ev:
+        qtbot.mouseClick(tp.evaluate_button, Qt.LeftButton)
+        assert "about" in tp.eval_progress.text()  # the expected time
+    assert not tp.last_error, tp.last_error
+    assert list(ev.args[0]) == ["Ground truth", "Fine-tuned"] and tp.eval_n == 66
+    assert tp.metrics()["eval_n"] == 66
     tp.shutdown()

@@ -6,6 +6,8 @@ features exist; the ground truth's value is returned beside it for reference.
 """
 from __future__ import annotations
 
+from typing import Generator
+
 import torch
 
 from engine.clutch.refine import keypoints_from_rep
@@ -36,15 +38,30 @@ def diversity(j: torch.Tensor, pairs: int = 300, seed: int = 0) -> float:
     return float(d.mean())
 
 
-@torch.no_grad()
 def tokenizer_metrics(model, x: torch.Tensor, betas: torch.Tensor, hands, chunk: int = 128) -> dict[str, float]:
     """model: a SHIFT / baseline tokenizer; x (N, T, 2, 99) raw; betas (N, 2, 10)."""
+    gen = tokenizer_metrics_iter(model, x, betas, hands, chunk)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+@torch.no_grad()
+def tokenizer_metrics_iter(model, x: torch.Tensor, betas: torch.Tensor, hands,
+                           chunk: int = 128) -> Generator[dict, None, dict[str, float]]:
+    """``tokenizer_metrics`` with progress: yields ``{"stage": "reconstruct", "done", "of"}`` (clips)
+    after each chunk, ``{"stage": "score", ...}`` before the metrics; returns the metrics dict."""
     model.eval()
+    N = x.shape[0]
     jp, jg = [], []
-    for i in range(0, x.shape[0], chunk):
+    for i in range(0, N, chunk):
         xb, bb = x[i:i + chunk], betas[i:i + chunk]
         jp.append(keypoints_from_rep(hands, model(xb)["recon"], bb))
         jg.append(keypoints_from_rep(hands, xb, bb))
+        yield {"stage": "reconstruct", "done": min(i + chunk, N), "of": N}
+    yield {"stage": "score", "done": 0, "of": 1}
     jp, jg = torch.cat(jp), torch.cat(jg)  # (N, T, 2, 21, 3)
     mpjpe = (jp - jg).norm(dim=-1).mean()
     flat_p, flat_g = jp.reshape(-1, 21, 3).double(), jg.reshape(-1, 21, 3).double()
@@ -65,4 +82,4 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["tokenizer_metrics", "procrustes_align", "diversity", "format_table"]
+__all__ = ["tokenizer_metrics", "tokenizer_metrics_iter", "procrustes_align", "diversity", "format_table"]

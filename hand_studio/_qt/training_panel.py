@@ -2,15 +2,18 @@
 (``engine.training.runner``), with Start / Pause & save / Resume / Cancel, live loss and validation
 curves (pyqtgraph, log scale), ETA and the device; then Evaluate (base vs fine-tuned on the
 dataset's held-out test split on a worker thread: ``engine.evaluation.run.evaluate_diffusion_iter``
-for diffusion, ``engine.clutch.eval_run.evaluate_clutch`` for the CLUTCH LM stages) and "Use this
-model" (register it in ``engine.registry`` and make it active). A ``shift`` run trains only the
-tokenizer: it can be neither evaluated nor used on its own.
+for diffusion, ``engine.clutch.eval_run.evaluate_clutch`` for the CLUTCH LM stages,
+``engine.clutch.evaluate.tokenizer_metrics_iter`` for a SHIFT run) and "Use this model" (register it
+in ``engine.registry`` and make it active). A ``shift`` run trains only the tokenizer: it can be
+evaluated (CLUTCH Table 4: reconstruction errors) but not used on its own, since an LM's motion
+tokens belong to the tokenizer it was trained with.
 
 The run is polled by a QTimer (``TrainingRun.poll`` never blocks); a crash in training cannot take
 the app down. ``shutdown()`` pauses a running run (SIGTERM: checkpoint, exit) so it can be resumed.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -31,7 +34,17 @@ DEVICES = ("auto", "cpu", "cuda")
 EVAL_COLUMNS = ("R@1", "R@2", "R@3", "FID", "KID", "MM-Dist", "Diversity", "MModality", "C-F1 intra", "C-F1 inter",
                 "s/clip")
 CLUTCH_EVAL_COLUMNS = ("T2M R@3", "KID", "M2T R@3", "BLEU-4", "ROUGE-L")
-CLUTCH_EVAL_MAX_N = 64  # CLUTCH captions and generates every clip: keep the app's evaluation small
+TOKENIZER_EVAL_COLUMNS = ("MPJPE", "PA-MPJPE", "ACCEL", "Diversity")  # CLUTCH Table 4; errors in mm
+EVAL_N_DEFAULT = 64
+EVAL_N_MAX = {"diffusion": 100_000}  # other kinds: EVAL_N_MAX_OTHER (the user chooses; Cancel stops it)
+EVAL_N_MAX_OTHER = 2048
+# CLUTCH evaluation of the shipped model on the 2-core CPU (1 torch thread, a training beside it), measured
+# with 64 and 128 test clips: caption + generate 0.18-0.27 s per clip; ~12 s per model for loading and scoring
+CLUTCH_EVAL_S_PER_CLIP = 0.2
+CLUTCH_EVAL_S_FIXED = 12.0
+SHIFT_ALONE = ("A SHIFT run trains only the motion tokenizer; it cannot be used on its own: a CLUTCH LM's motion "
+               "tokens belong to the tokenizer it was trained with. Train a CLUTCH LM stage on it (clutch-pt into "
+               "the same output folder, base None; then clutch-gr / clutch-ift) to get a usable model")
 LOSS_PEN = (90, 160, 255)
 VAL_PEN = (255, 150, 60)
 
@@ -44,6 +57,25 @@ def registry_kind(kind: str) -> str:
 def is_clutch_folder(path) -> bool:
     """A CLUTCH model folder: shift/ and lm/ model folders (a CLUTCH LM run's RUN/model)."""
     return path is not None and all((Path(path) / s / "config.json").is_file() for s in ("shift", "lm"))
+
+
+def shift_folder_of(path) -> Path | None:
+    """The SHIFT tokenizer folder of a model folder (a CLUTCH folder's shift/, or a SHIFT folder
+    itself: what ``train shift --from`` accepts), else None."""
+    if path is None:
+        return None
+    from engine.clutch.shift import SHIFT_FORMAT
+    folder = Path(path) / "shift" if is_clutch_folder(path) else Path(path)
+    try:
+        fmt = json.loads((folder / "config.json").read_text()).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return folder if fmt == SHIFT_FORMAT else None
+
+
+def clutch_eval_seconds(n: int, models: int) -> float:
+    """The expected wall time of a CLUTCH evaluation of ``n`` clips for ``models`` models on the CPU."""
+    return models * (CLUTCH_EVAL_S_FIXED + CLUTCH_EVAL_S_PER_CLIP * n)
 
 
 def _no_validation(kind: str) -> bool:
@@ -143,6 +175,43 @@ def evaluate_clutch_iter(data: str | Path, models: dict[str, str | Path], n: int
            "columns": CLUTCH_EVAL_COLUMNS, "n": len(test), "pool": pool}
 
 
+def evaluate_tokenizers_iter(data: str | Path, models: dict[str, str | Path], n: int, chunk: int = 32):
+    """CLUTCH Table 4 (``engine.clutch.evaluate.tokenizer_metrics``) for each of ``models`` (label ->
+    SHIFT folder) on the first ``n`` clips of ``data``'s test split (all it has when fewer). Yields
+    ``{"stage", "done", "of"}``, last ``{"done": True, "rows": {label: {MPJPE, PA-MPJPE, ACCEL,
+    Diversity}}, "columns", "n"}`` with a ground-truth row (Diversity only) first; errors in mm,
+    Diversity in metres."""
+    from engine.clutch.evaluate import tokenizer_metrics_iter
+    from engine.clutch.shift import load_shift
+    from engine.hands import load_hands
+    from engine.training.train_clutch import load_split
+    if int(n) < 1:
+        raise ValueError(f"n must be >= 1; got {n}")
+    yield {"stage": "test set", "done": 0, "of": 1}
+    test = load_split(data, "test")
+    n = min(int(n), len(test))
+    x, betas = test.x[:n], test.betas[:n]  # (n, T, 2, 99), (n, 2, 10)
+    hands = load_hands("default")
+    rows: dict[str, dict] = {}
+    for k, (label, folder) in enumerate(models.items()):
+        yield {"stage": f"{label}: loading", "done": 0, "of": 1, "model": k + 1, "models": len(models)}
+        model, _ = load_shift(folder)
+        gen = tokenizer_metrics_iter(model, x, betas, hands, chunk=chunk)
+        while True:
+            try:
+                item = next(gen)
+            except StopIteration as stop:
+                m = stop.value
+                break
+            yield {"stage": f"{label}: {item['stage']}", "done": item["done"], "of": item["of"],
+                   "model": k + 1, "models": len(models)}
+        rows.setdefault("Ground truth", {"Diversity": m["diversity_gt"]})
+        rows[label] = {"MPJPE": m["mpjpe_mm"], "PA-MPJPE": m["pa_mpjpe_mm"], "ACCEL": m["accel_mm"],
+                       "Diversity": m["diversity"]}
+    yield {"done": True, "rows": {name: {c: float(v) for c, v in row.items()} for name, row in rows.items()},
+           "columns": TOKENIZER_EVAL_COLUMNS, "n": n}
+
+
 class QtTrainingPanel(QWidget):
     """Train / fine-tune with live curves; evaluate; register and activate the result."""
 
@@ -163,6 +232,7 @@ class QtTrainingPanel(QWidget):
         self.eval_worker: GeneratorWorker | None = None
         self.eval_rows: dict[str, dict] = {}
         self.eval_n = 0
+        self.eval_expected = ""  # the progress text's expected time of the evaluation running
         self.clutch_evaluator = None  # CLUTCH evaluation: an Evaluator or its folder; None = the shipped one
         self.clutch_pool: int | None = None  # R-precision pool for CLUTCH; None = min(32, test clips)
         self.last_error = ""
@@ -278,10 +348,10 @@ class QtTrainingPanel(QWidget):
         rl = QVBoxLayout(result)
         eval_row = QHBoxLayout()
         self.eval_n_spin = QSpinBox(self)
-        self.eval_n_spin.setRange(32, 100_000)
-        self.eval_n_spin.setValue(64)
+        self.eval_n_spin.setRange(32, EVAL_N_MAX["diffusion"])
+        self.eval_n_spin.setValue(EVAL_N_DEFAULT)
         self.eval_n_spin.setPrefix("n ")
-        self.eval_n_spin.setToolTip("Test prompts per model (R-precision needs at least 32)")
+        self.eval_n_spin.valueChanged.connect(self._update_eval_n_tip)
         self.eval_steps_spin = QSpinBox(self)
         self.eval_steps_spin.setRange(0, 1000)
         self.eval_steps_spin.setValue(0)
@@ -433,19 +503,47 @@ class QtTrainingPanel(QWidget):
         return Path(self.last_done.get("model") or Path(self.run_info["out"]) / "model")
 
     def _evaluable(self) -> tuple[str | None, str]:
-        """(what the finished run can be evaluated and used as: "diffusion", "clutch" or None, why not)."""
+        """(what the finished run can be evaluated as: "diffusion", "clutch", "shift" or None, why not).
+        Only "diffusion" and "clutch" can be used (``_usable``)."""
         kind = self.run_info.get("kind", "diffusion")
-        if kind == "shift":
-            return None, ("A SHIFT run trains only the motion tokenizer; it cannot be evaluated or used on its own. "
-                          "Train a CLUTCH LM stage (clutch-pt, clutch-gr or clutch-ift) on it to get a model")
         folder = self.model_folder
         if folder is None:
             return None, ""
         if kind == "diffusion":
             return "diffusion", ""
+        if kind == "shift":
+            if shift_folder_of(folder) == folder:
+                return "shift", ""
+            return None, f"{folder} is not a SHIFT model folder"
         if is_clutch_folder(folder):
             return "clutch", ""
         return None, f"{folder} is not a CLUTCH model folder (shift/ + lm/)"
+
+    def _usable(self) -> tuple[bool, str]:
+        """(whether the finished run's model can be registered and used, why not)."""
+        what, why = self._evaluable()
+        if what == "shift":
+            return False, SHIFT_ALONE
+        return what is not None, why
+
+    def _eval_kind(self) -> str:
+        """The kind an evaluation is about: the run's, else the one chosen for the next run."""
+        return self.run_info.get("kind") or self.kind
+
+    def _update_eval_n_tip(self, *args) -> None:
+        kind = self._eval_kind()
+        n = self.eval_n_spin.value()
+        if kind == "diffusion":
+            tip = "Test prompts per model (R-precision needs at least 32)"
+        elif kind == "shift":
+            tip = ("Test clips the tokenizers reconstruct (all the test split has, if fewer); a few seconds "
+                   "per model")
+        else:
+            t = clutch_eval_seconds(n, 2)
+            tip = (f"Test clips per model (all the usable test split has, if fewer). CLUTCH captions and generates "
+                   f"every clip: about {CLUTCH_EVAL_S_PER_CLIP:.2f} s per clip per model on a CPU, so n {n} takes "
+                   f"about {format_eta(t)} (base + fine-tuned); Cancel stops it")
+        self.eval_n_spin.setToolTip(tip)
 
     def _set_state(self, state: str) -> None:
         if state != self._state:
@@ -466,13 +564,25 @@ class QtTrainingPanel(QWidget):
         self.val_spin.setEnabled(not busy and not evaluating and not _no_validation(self.kind))
         done = s == "done" and not busy
         what, why = self._evaluable() if done else (None, "")
+        usable, why_not_use = self._usable() if done else (False, "")
         self.evaluate_button.setEnabled(what is not None and not evaluating)
-        self.use_button.setEnabled(what is not None and not evaluating)
-        self.name_edit.setEnabled(what is not None)
+        self.use_button.setEnabled(usable and not evaluating)
+        self.name_edit.setEnabled(usable)
+        n_max = EVAL_N_MAX.get(self._eval_kind(), EVAL_N_MAX_OTHER)
+        if self.eval_n_spin.maximum() != n_max:
+            self.eval_n_spin.setMaximum(n_max)
+        self._update_eval_n_tip()
+        self.eval_steps_spin.setEnabled(self._eval_kind() == "diffusion")  # sampler steps: diffusion only
         if what == "clutch":
             self.evaluate_button.setToolTip("Base vs fine-tuned CLUTCH on the dataset's held-out test split: "
-                                            f"text -> motion and motion -> text, at most {CLUTCH_EVAL_MAX_N} clips")
+                                            "text -> motion and motion -> text on n clips (see n's tooltip for "
+                                            "the expected time)")
             self.use_button.setToolTip("Register the trained CLUTCH model (shift/ + lm/) and use it from now on")
+        elif what == "shift":
+            self.evaluate_button.setToolTip("Base vs fine-tuned SHIFT tokenizer on the dataset's held-out test split: "
+                                            "reconstruction MPJPE, PA-MPJPE, ACCEL (mm) and Diversity (CLUTCH "
+                                            "Table 4)")
+            self.use_button.setToolTip(why_not_use)
         elif why:
             self.evaluate_button.setToolTip(why)
             self.use_button.setToolTip(why)
@@ -680,15 +790,20 @@ class QtTrainingPanel(QWidget):
             return self._fail(why, "Cannot evaluate")
         models = {}
         base_path = self.run_info.get("base_path")
-        if base_path and (what == "diffusion" or is_clutch_folder(base_path)):
-            models[f"Base ({self.run_info['base_label']})" if self.run_info["base_label"] != base_path
-                   else "Base"] = base_path
+        if what == "shift":
+            base_path = shift_folder_of(base_path)  # a CLUTCH base's shift/, or a SHIFT folder
+        if base_path and (what in ("diffusion", "shift") or is_clutch_folder(base_path)):
+            label = self.run_info.get("base_label")
+            models[f"Base ({label})" if label and label != self.run_info.get("base_path") else "Base"] = str(base_path)
         models["Fine-tuned"] = str(folder)
         data, n = self.run_info["data"], self.eval_n_spin.value()
+        expected = ""
         if what == "clutch":
-            n = min(n, CLUTCH_EVAL_MAX_N)
             evaluator, pool = self.clutch_evaluator, self.clutch_pool
+            expected = f" (about {format_eta(clutch_eval_seconds(n, len(models)))} for n {n})"
             job = lambda: evaluate_clutch_iter(data, models, n, pool=pool, evaluator=evaluator)  # noqa: E731
+        elif what == "shift":
+            job = lambda: evaluate_tokenizers_iter(data, models, n)  # noqa: E731
         else:
             steps = self.eval_steps_spin.value() or None
             job = lambda: evaluate_models_iter(data, models, n, steps)  # noqa: E731
@@ -699,7 +814,8 @@ class QtTrainingPanel(QWidget):
         self.eval_worker.sig_cancelled.connect(self._on_eval_cancelled)
         self.eval_progress.setRange(0, 1)
         self.eval_progress.setValue(0)
-        self.eval_progress.setFormat("loading…")
+        self.eval_progress.setFormat(f"loading…{expected}")
+        self.eval_expected = expected
         self.eval_worker.start()
         self._update_state()
         return True
@@ -709,7 +825,7 @@ class QtTrainingPanel(QWidget):
             return
         self.eval_progress.setRange(0, max(1, int(item["of"])))
         self.eval_progress.setValue(int(item["done"]))
-        self.eval_progress.setFormat(f"{item['stage']} {item['done']} / {item['of']}")
+        self.eval_progress.setFormat(f"{item['stage']} {item['done']} / {item['of']}{self.eval_expected}")
 
     def _end_eval(self, text: str) -> None:
         self.eval_progress.setFormat(text)
@@ -733,7 +849,10 @@ class QtTrainingPanel(QWidget):
                 cell = QTableWidgetItem(f"{row[col]:.3f}" if col in row else "–")
                 cell.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.eval_table.setItem(r, c, cell)
-        self.sig_message.emit(f"Evaluated on {item['n']} test prompts")
+        if self.run_info.get("kind") == "shift":
+            self.sig_message.emit(f"Tokenizers evaluated on {item['n']} test clips. {self._usable()[1]}")
+        else:
+            self.sig_message.emit(f"Evaluated on {item['n']} test prompts")
         self.sig_evaluated.emit(self.eval_rows)
 
     def _on_eval_errored(self, message: str) -> None:
@@ -776,8 +895,8 @@ class QtTrainingPanel(QWidget):
         folder = self.model_folder
         if folder is None:
             return self._fail("Train a model to the end first", "Cannot use the model")
-        what, why = self._evaluable()
-        if what is None:
+        usable, why = self._usable()
+        if not usable:
             return self._fail(why, "Cannot use the model")
         name = (name or self.name_edit.text()).strip()
         if not name:
@@ -840,5 +959,6 @@ class QtTrainingPanel(QWidget):
 
 TrainingPanel = QtTrainingPanel
 
-__all__ = ["QtTrainingPanel", "TrainingPanel", "evaluate_clutch_iter", "evaluate_models_iter", "explain_error",
-           "format_eta", "is_clutch_folder", "registry_kind"]
+__all__ = ["QtTrainingPanel", "TrainingPanel", "clutch_eval_seconds", "evaluate_clutch_iter", "evaluate_models_iter",
+           "evaluate_tokenizers_iter", "explain_error", "format_eta", "is_clutch_folder", "registry_kind",
+           "shift_folder_of"]
