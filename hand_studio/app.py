@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         window.open_project(args.clip)
     else:
         window.open_clip(args.clip)
+    from hand_studio._qt.workers import freeze_long_lived_heap
+    freeze_long_lived_heap(force=True)  # the startup heap: no full GC pass walks it during playback
     return app.exec()
 
 
