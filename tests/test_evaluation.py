@@ -59,11 +59,30 @@ def test_contact_prf_and_reconstruction_metrics():
     J = np.zeros((1, 4, 2, 21, 3))
     J[..., 0, :, 0] = -0.5  # hands far apart
     J[..., 1, :, 0] = 0.5
+    J[..., 1] = np.arange(21) * 0.03  # keypoints of a hand 3 cm apart: no contact within a hand
     ref = J.copy()
     ref[:, 1:3, 1, 17] = ref[:, 1:3, 0, 17]  # right index tip on the left index tip in frames 1-2
     assert M.contact_prf(ref, ref)["inter_f1"] == 1.0
     r = M.contact_prf(J, ref)
     assert r["inter_recall"] == 0.0 and r["inter_f1"] == 0.0
+    # HandX's sequence-level labels (appendix E.1): a contact anywhere in the clip counts, so a
+    # contact one frame late is still a hit there, but a miss frame by frame
+    late = J.copy()
+    late[:, 2:4, 1, 17] = late[:, 2:4, 0, 17]  # the same touch, one frame later
+    assert M.contact_prf(late, ref)["inter_precision"] == 0.5  # frame 2 overlaps, frame 3 does not
+    seq = M.contact_prf_sequences(late, ref)
+    assert seq["inter_f1"] == 1.0 and seq["inter_ref_rate"] == 1.0
+    assert M.contact_prf_sequences(J, ref)["inter_recall"] == 0.0
+    pinch = J.copy()
+    tips = M.TIPS
+    pinch[:, 3, 0, tips[2]] = pinch[:, 3, 0, tips[0]] + [0.01, 0, 0]  # left thumb-middle pinch at frame 3 (1 cm)
+    intra, inter = M.contact_labels(pinch)
+    assert intra.shape == (1, 2, 4) and intra[0, 0].tolist() == [False, True, False, False] and not intra[0, 1].any()
+    assert inter.tolist() == [False]
+    r = M.contact_prf_sequences(J, pinch)
+    assert r["intra_recall"] == 0.0 and r["intra_ref_rate"] == 1 / 8
+    with pytest.raises(ValueError, match="joints must be"):
+        M.contact_labels(J[0])
     rng = np.random.default_rng(3)
     P = rng.normal(size=(5, 21, 3))
     assert M.mpjpe(P, P + [0.01, 0, 0]) == pytest.approx(0.01)

@@ -110,16 +110,50 @@ def contact_masks(joints: np.ndarray, thr: float = 0.02) -> tuple[np.ndarray, np
     return intra, inter
 
 
+def _prf(g: np.ndarray, r: np.ndarray) -> tuple[float, float, float]:
+    """Precision, recall, F1 of boolean labels ``g`` (generated) against ``r`` (reference)."""
+    tp, fp, fn = (g & r).sum(), (g & ~r).sum(), (~g & r).sum()
+    p = tp / (tp + fp) if tp + fp else 1.0 if fn == 0 else 0.0
+    rc = tp / (tp + fn) if tp + fn else 1.0 if fp == 0 else 0.0
+    return float(p), float(rc), float(2 * p * rc / (p + rc)) if p + rc else 0.0
+
+
 def contact_prf(gen: np.ndarray, ref: np.ndarray, thr: float = 0.02) -> dict[str, float]:
     """Precision / recall / F1 of fingertip contacts of generated vs reference motion, intra- and
-    inter-hand (frame-level, pooled over the set)."""
+    inter-hand, frame by frame (a contact must happen at the same frame; pooled over the set).
+    Stricter than HandX's sequence-level definition (``contact_prf_sequences``)."""
     out = {}
     for name, g, r in zip(("intra", "inter"), contact_masks(gen, thr), contact_masks(ref, thr)):
-        tp, fp, fn = (g & r).sum(), (g & ~r).sum(), (~g & r).sum()
-        p = tp / (tp + fp) if tp + fp else 1.0 if fn == 0 else 0.0
-        rc = tp / (tp + fn) if tp + fn else 1.0 if fp == 0 else 0.0
-        out[f"{name}_precision"], out[f"{name}_recall"] = float(p), float(rc)
-        out[f"{name}_f1"] = float(2 * p * rc / (p + rc)) if p + rc else 0.0
+        out[f"{name}_precision"], out[f"{name}_recall"], out[f"{name}_f1"] = _prf(g, r)
+    return out
+
+
+def contact_labels(joints: np.ndarray, thr: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """HandX's contact labels (appendix E.1), one per sequence: intra (N, 2, 4) - the thumb tip
+    within ``thr`` of the index / middle / ring / little tip of the same hand at any frame; inter
+    (N,) - the closest keypoint pair across the two hands within ``thr`` at any frame.
+    joints (N, T, 2, 21, 3) metres."""
+    j = np.asarray(joints)
+    if j.ndim != 5 or j.shape[2:] != (2, 21, 3):
+        raise ValueError(f"joints must be (N, T, 2, 21, 3); got {j.shape}")
+    tips = j[..., TIPS, :]  # (N, T, 2, 5, 3)
+    thumb = np.linalg.norm(tips[..., 1:, :] - tips[..., :1, :], axis=-1)  # (N, T, 2, 4)
+    intra = (thumb < thr).any(axis=1)
+    inter = np.empty(len(j), dtype=bool)
+    for i in range(len(j)):  # (T, 21, 21) per clip keeps memory flat
+        d = np.linalg.norm(j[i, :, 0, :, None, :] - j[i, :, 1, None, :, :], axis=-1)
+        inter[i] = bool((d < thr).any())
+    return intra, inter
+
+
+def contact_prf_sequences(gen: np.ndarray, ref: np.ndarray, thr: float = 0.02) -> dict[str, float]:
+    """HandX's contact precision / recall / F1 (appendix E.1): sequence-level labels of
+    ``contact_labels`` for the generated motion against its reference, pooled over the set (intra:
+    8 thumb-finger labels per clip; inter: one per clip)."""
+    out = {}
+    for name, g, r in zip(("intra", "inter"), contact_labels(gen, thr), contact_labels(ref, thr)):
+        out[f"{name}_precision"], out[f"{name}_recall"], out[f"{name}_f1"] = _prf(g, r)
+        out[f"{name}_ref_rate"] = float(r.mean())  # how often the reference has the contact
     return out
 
 

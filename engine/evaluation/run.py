@@ -110,9 +110,10 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
             "Diffusion": embedding_row(ev, gen, prompts, gt_emb, pool)}
     rows["Ground truth"]["FID"] = M.fid(gt_emb[: len(gt_emb) // 2], gt_emb[len(gt_emb) // 2:])
     rows["Diffusion"]["MModality"] = M.multimodality(np.stack([ev.embed_motion(g) for g in groups]))
-    c = M.contact_prf(gen, gt)
-    rows["Diffusion"].update({"C-F1 intra": c["intra_f1"], "C-F1 inter": c["inter_f1"]})
-    rows["Ground truth"].update({"C-F1 intra": 1.0, "C-F1 inter": 1.0})
+    c, f = M.contact_prf_sequences(gen, gt), M.contact_prf(gen, gt)
+    rows["Diffusion"].update({"C-F1 intra": c["intra_f1"], "C-F1 inter": c["inter_f1"],
+                              "fC-F1 intra": f["intra_f1"], "fC-F1 inter": f["inter_f1"]})
+    rows["Ground truth"].update({"C-F1 intra": 1.0, "C-F1 inter": 1.0, "fC-F1 intra": 1.0, "fC-F1 inter": 1.0})
     rows["Diffusion"]["s/clip"] = seconds
     yield {"done": True, "rows": rows, "table": table(rows), "n": len(prompts), "steps": steps, "pool": pool}
 
@@ -173,7 +174,8 @@ def steps_table(rows: dict[str, dict], param: str = "steps") -> str:
 
 
 def table(rows: dict[str, dict]) -> str:
-    cols = ["R@1", "R@2", "R@3", "FID", "KID", "MM-Dist", "Diversity", "MModality", "C-F1 intra", "C-F1 inter"]
+    cols = ["R@1", "R@2", "R@3", "FID", "KID", "MM-Dist", "Diversity", "MModality", "C-F1 intra", "C-F1 inter",
+            "fC-F1 intra", "fC-F1 inter"]
     lines = ["| Method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for name, r in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{r[c]:.3f}" if c in r else "-" for c in cols) + " |")
