@@ -6,7 +6,8 @@ The request is planned on the GUI thread from the Document (``hand_studio.model.
 the engine runs on a ``GeneratorWorker`` (``hand_studio._qt.workers``). Previews are written into the
 viewport's hand meshes (vertex buffers only), so the real document, its takes and the undo
 history are untouched until the result arrives; then it becomes a new take through one
-undoable ``AddTake`` (with its generated-frames mask).
+undoable ``AddTake`` (with its generated-frames mask). While the window draws a preview the
+worker stands aside (``PREVIEW_HOLD_MS``; released by the GL widget's ``frameSwapped``).
 
 "Describe take" captions the current take (its interval when one is set) with the CLUTCH
 captioner (``Studio.caption``) on a worker and writes the sentence into the whole-motion prompt
@@ -39,6 +40,10 @@ from hand_studio.model.generation import GenerationError, GenerationOptions, cap
 
 MAX_SEED = 2 ** 31 - 1
 DEFAULT_FRAMES = 60
+# The generator worker pauses after each preview it delivers until the viewport has drawn it
+# (the window's frameSwapped), at most this long: the draw's GL composition runs on threads the
+# denoising would otherwise take the CPU from (issue 7; see "Holding" in workers.py).
+PREVIEW_HOLD_MS = 60.0
 
 
 def no_model_message() -> str:
@@ -72,14 +77,25 @@ class PreviewHands:
     def active(self) -> bool:
         return self.clip is not None
 
-    def show(self, clip: Clip) -> None:
+    def show(self, clip: Clip) -> bool:
+        """Write ``clip``'s pose at the playhead into the meshes; True when a frame will be drawn
+        for it (the viewport is on screen), so the window's ``frameSwapped`` will follow."""
         if self.viewport.hands_visual is None:  # viewport closed
-            return
+            return False
         if self.clip is None:
             self.document.events.frame.connect(self._on_frame_change)  # after the visual's own listener
         self.clip = clip
         self._upload(self._pose(clip, min(self.document.frame, clip.num_frames - 1)))
         self.shown += 1
+        return self.on_screen()
+
+    def on_screen(self) -> bool:
+        """The viewport is shown in a window the windowing system exposes (not minimised)."""
+        vp = self.viewport
+        if not vp.isVisible():
+            return False
+        handle = vp.window().windowHandle()
+        return handle is not None and handle.isExposed()
 
     @torch.no_grad()
     def _pose(self, clip: Clip, frame: int) -> list[np.ndarray]:
@@ -196,6 +212,10 @@ class QtPromptPanel(QWidget):
         self._push = push
         self.viewport = viewport
         self.preview = PreviewHands(viewport, document, studio.hands) if viewport is not None else None
+        frame_swapped = getattr(getattr(getattr(viewport, "canvas", None), "native", None), "frameSwapped", None)
+        if frame_swapped is not None:  # the window composited a frame: a preview is on screen
+            frame_swapped.connect(self._on_frame_swapped)
+        self._hold_ms = PREVIEW_HOLD_MS if frame_swapped is not None else 0.0
         self.worker: GeneratorWorker | None = None
         self.caption_worker: GeneratorWorker | None = None
         self.plan = None
@@ -495,7 +515,7 @@ class QtPromptPanel(QWidget):
         self.document.generation = {"model": plan.model, "seed": plan.seed, "steps": plan.steps,
                                     "guidance": plan.guidance, "frames": self.frames_spin.value()}
         studio = self.studio
-        self.worker = GeneratorWorker(lambda: plan.start(studio), parent=self)
+        self.worker = GeneratorWorker(lambda: plan.start(studio), parent=self, max_hold_ms=self._hold_ms)
         self.worker.sig_yielded.connect(self._on_yielded)
         self.worker.sig_finished.connect(self._on_finished)
         self.worker.sig_errored.connect(self._on_errored)
@@ -526,9 +546,15 @@ class QtPromptPanel(QWidget):
         self.progress.setValue(step)
         self.progress.setFormat(f"step {step} / {of}")
         preview = item.get("preview")
-        if self.preview is not None and isinstance(preview, Clip):
-            self.preview.show(preview)
+        drawing = self.preview is not None and isinstance(preview, Clip) and self.preview.show(preview)
+        if not drawing and self.worker is not None:
+            self.worker.release()  # no frame will follow: the worker need not wait for one
         self.sig_progress.emit(step, of)
+
+    def _on_frame_swapped(self) -> None:
+        """The window showed a frame (with the last preview): the worker goes on."""
+        if self.worker is not None:
+            self.worker.release()
 
     def _finish_ui(self, text: str) -> None:
         if self.preview is not None:
