@@ -376,7 +376,7 @@ def _tiny_clutch(root, n_test: int = CLUTCH_TEST):
     from engine.clutch.language_model import LMConfig, MotionLM, save_lm
     from engine.clutch.shift import ShiftConfig, ShiftTokenizer, save_shift
     from engine.clutch.vocab import MotionVocab, build_vocab
-    from engine.data.corpus import clip_id
+    from engine.data.corpus_build import write_corpus
     from engine.data.synth import generate_clip
     from engine.diffusion.representation import clip_to_tensor
     from engine.evaluation.evaluator import Evaluator, EvaluatorConfig, save_evaluator
@@ -390,24 +390,17 @@ def _tiny_clutch(root, n_test: int = CLUTCH_TEST):
         a = labels[0]
         hand = "both hands" if a["hands"] == "both" else f"the {a['lead']} hand"
         return f"{hand} {a['action'].replace('_', ' ')}"
-    data = root / "data"
-    (data / "shards").mkdir(parents=True)
-    arrays = {k: np.stack([getattr(c, k) for c, _ in clips]).astype(np.float32)
-              for k in ("transl", "global_orient", "hand_pose", "betas")}
-    arrays["joints"] = np.stack([c.joints for c, _ in clips]).astype(np.float16)
-    np.savez(data / "shards" / "000.npz", **arrays)
     splits = ["train"] * 2 + ["test"] * n_test
-    with open(data / "index.jsonl", "w") as f:
-        for i, (c, labels) in enumerate(clips):
-            cap = caption(labels)
-            texts = [{"level": lv, "text": cap if lv == 1 else f"{cap}, level {lv}.", "left": "", "right": ""}
-                     for lv in range(1, 6)]
-            f.write(json.dumps({"id": clip_id(i), "shard": 0, "row": i, "split": splits[i], "texts": texts,
-                                "action": cap, "actions": [], "events": {}, "event_types": [],
-                                "source": "test"}) + "\n")
-    (data / "meta.json").write_text(json.dumps({
-        "format_version": 1, "kind": "hand-studio-corpus", "n": len(clips), "frames": 60, "fps": 30, "seed": 0,
-        "source": "test", "splits": {"train": 2, "val": 0, "test": n_test}, "shards": ["shards/000.npz"]}))
+    records = []
+    for (_, labels), split in zip(clips, splits):
+        cap = caption(labels)
+        texts = [{"level": lv, "text": cap if lv == 1 else f"{cap}, level {lv}.", "left": "", "right": ""}
+                 for lv in range(1, 6)]
+        records.append({"split": split, "texts": texts, "action": cap, "actions": [], "events": {},
+                        "event_types": [], "source": "test"})
+    arrays = {k: np.stack([getattr(c, k) for c, _ in clips]) for k in ("transl", "global_orient", "hand_pose",
+                                                                       "betas", "joints")}
+    data = write_corpus(root / "data", [(arrays, records)], {"frames": 60, "fps": 30, "source": "test"})
     torch.manual_seed(0)
     shift_cfg = ShiftConfig(codebook_size=16, code_dim=8, width=16, res_blocks=1)
     shift = ShiftTokenizer(shift_cfg)

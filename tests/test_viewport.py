@@ -14,8 +14,10 @@ from hand_studio._vispy.wrist_path_visual import dashed_segments
 
 
 # --- pure functions (no Qt, no GL) --------------------------------------------------------
-def look_at_matrix(eye, target, fov_deg: float, size: tuple[int, int]) -> np.ndarray:
-    """A row-vector world -> canvas pixel matrix built by hand (y down, origin top left)."""
+def look_at_matrix(eye, target, fov_deg: float, size: tuple[int, int], near: float = 0.1,
+                   far: float = np.inf) -> np.ndarray:
+    """A row-vector world -> canvas pixel matrix built by hand (y down, origin top left), with an
+    OpenGL depth range from ``near`` to ``far`` (infinite by default)."""
     eye, target = np.asarray(eye, float), np.asarray(target, float)
     f = (target - eye) / np.linalg.norm(target - eye)
     r = np.cross(f, [0.0, 1.0, 0.0]); r /= np.linalg.norm(r)
@@ -26,7 +28,11 @@ def look_at_matrix(eye, target, fov_deg: float, size: tuple[int, int]) -> np.nda
     w, h = size
     t = 1.0 / np.tan(np.radians(fov_deg) / 2)
     proj = np.zeros((4, 4))  # camera (x, y, z) looking down -z -> clip; w = -z
-    proj[0, 0], proj[1, 1], proj[2, 2], proj[3, 2], proj[2, 3] = t * h / w, t, -1.0, -0.2, -1.0
+    proj[0, 0], proj[1, 1], proj[2, 3] = t * h / w, t, -1.0
+    if np.isinf(far):
+        proj[2, 2], proj[3, 2] = -1.0, -2 * near
+    else:
+        proj[2, 2], proj[3, 2] = -(far + near) / (far - near), -2 * far * near / (far - near)
     ndc_to_px = np.diag([w / 2, -h / 2, 1.0, 1.0])
     ndc_to_px[3, :2] = (w / 2, h / 2)
     return view @ proj @ ndc_to_px

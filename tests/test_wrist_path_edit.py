@@ -12,27 +12,13 @@ from hand_studio._vispy.picking import (drag_path, falloff_weights, project_poin
                                         unproject_points)
 from hand_studio.model import commands as C
 from hand_studio.model.document import Document
+from test_viewport import look_at_matrix
 
 
 # --- pure functions (no Qt, no GL) --------------------------------------------------------
 def perspective_matrix(eye, target, fov_deg: float = 35.0, size=(640, 480), near=0.05, far=5.0) -> np.ndarray:
-    """A row-vector world -> canvas matrix with an OpenGL depth range (as VisPy's chain has)."""
-    eye, target = np.asarray(eye, float), np.asarray(target, float)
-    f = (target - eye) / np.linalg.norm(target - eye)
-    r = np.cross(f, [0.0, 1.0, 0.0])
-    r /= np.linalg.norm(r)
-    u = np.cross(r, f)
-    view = np.eye(4)
-    view[:3, 0], view[:3, 1], view[:3, 2] = r, u, -f
-    view[3, :3] = -eye @ np.stack([r, u, -f], axis=1)
-    w, h = size
-    t = 1.0 / np.tan(np.radians(fov_deg) / 2)
-    proj = np.zeros((4, 4))
-    proj[0, 0], proj[1, 1] = t * h / w, t
-    proj[2, 2], proj[3, 2], proj[2, 3] = -(far + near) / (far - near), -2 * far * near / (far - near), -1.0
-    ndc_to_px = np.diag([w / 2, -h / 2, 1.0, 1.0])
-    ndc_to_px[3, :2] = (w / 2, h / 2)
-    return view @ proj @ ndc_to_px
+    """A row-vector world -> canvas matrix with a finite OpenGL depth range (as VisPy's chain has)."""
+    return look_at_matrix(eye, target, fov_deg, size, near=near, far=far)
 
 
 def test_unproject_inverts_project_within_1e_6():

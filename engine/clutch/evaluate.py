@@ -40,12 +40,8 @@ def diversity(j: torch.Tensor, pairs: int = 300, seed: int = 0) -> float:
 
 def tokenizer_metrics(model, x: torch.Tensor, betas: torch.Tensor, hands, chunk: int = 128) -> dict[str, float]:
     """model: a SHIFT / baseline tokenizer; x (N, T, 2, 99) raw; betas (N, 2, 10)."""
-    gen = tokenizer_metrics_iter(model, x, betas, hands, chunk)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    from engine.clutch.eval_run import run_to_end
+    return run_to_end(tokenizer_metrics_iter(model, x, betas, hands, chunk))
 
 
 @torch.no_grad()

@@ -183,28 +183,26 @@ def table(rows: dict[str, dict]) -> str:
 
 
 # --- CLI ------------------------------------------------------------------------------------------
+def _number_list(text: str, convert, lo: float, hi: float, what: str, example: str) -> list:
+    """'a,b,c' -> [convert(a), ...], each in lo..hi; else argparse.ArgumentTypeError naming ``what``."""
+    try:
+        values = [convert(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        values = []
+    if not values or any(not lo <= v <= hi for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated {what} in {lo:g}..{hi:g} (e.g. {example}); "
+                                         f"got {text!r}")
+    return values
+
+
 def step_counts(text: str) -> list[int]:
     """'5,10,20,50' -> [5, 10, 20, 50] (argparse type of --steps-curve)."""
-    try:
-        counts = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        counts = []
-    if not counts or any(not 1 <= c <= 1000 for c in counts):
-        raise argparse.ArgumentTypeError(f"expected comma-separated step counts in 1..1000 (e.g. 5,10,20,50); "
-                                         f"got {text!r}")
-    return counts
+    return _number_list(text, int, 1, 1000, "step counts", "5,10,20,50")
 
 
 def guidance_scales(text: str) -> list[float]:
     """'1.5,2.5,4' -> [1.5, 2.5, 4.0] (argparse type of --guidance-curve)."""
-    try:
-        scales = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        scales = []
-    if not scales or any(not 0.0 <= g <= 20.0 for g in scales):
-        raise argparse.ArgumentTypeError(f"expected comma-separated guidance scales in 0..20 (e.g. 1.5,2.5,4); "
-                                         f"got {text!r}")
-    return scales
+    return _number_list(text, float, 0.0, 20.0, "guidance scales", "1.5,2.5,4")
 
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:

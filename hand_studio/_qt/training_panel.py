@@ -138,6 +138,18 @@ def evaluate_models_iter(data: str | Path, models: dict[str, str | Path], n: int
            "n": n, "steps": steps}
 
 
+def _relabelled(gen, label: str, k: int, count: int):
+    """Pass on ``gen``'s progress items as model ``k + 1`` of ``count`` (stage prefixed with
+    ``label``); return what ``gen`` returns (use with ``yield from``)."""
+    while True:
+        try:
+            item = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield {"stage": f"{label}: {item['stage']}", "done": item["done"], "of": item["of"],
+               "model": k + 1, "models": count}
+
+
 def evaluate_clutch_iter(data: str | Path, models: dict[str, str | Path], n: int, pool: int | None = None,
                          evaluator=None, seed: int = 0):
     """``engine.clutch.eval_run.evaluate_clutch`` for each of ``models`` (label -> CLUTCH folder with
@@ -159,15 +171,8 @@ def evaluate_clutch_iter(data: str | Path, models: dict[str, str | Path], n: int
     rows: dict[str, dict] = {}
     for k, (label, folder) in enumerate(models.items()):
         yield {"stage": f"{label}: loading", "done": 0, "of": 1}
-        gen = evaluate_clutch(load_clutch(folder), test, ev, n=len(test), seed=seed, pool=pool)
-        while True:
-            try:
-                item = next(gen)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            yield {"stage": f"{label}: {item['stage']}", "done": item["done"], "of": item["of"],
-                   "model": k + 1, "models": len(models)}
+        result = yield from _relabelled(evaluate_clutch(load_clutch(folder), test, ev, n=len(test), seed=seed,
+                                                        pool=pool), label, k, len(models))
         if "Ground truth" not in rows:
             rows["Ground truth"] = flat(result["ground_truth"]["t2m"], result["ground_truth"]["m2t"])
         rows[label] = flat(result["t2m"], result["m2t"])
@@ -196,15 +201,7 @@ def evaluate_tokenizers_iter(data: str | Path, models: dict[str, str | Path], n:
     for k, (label, folder) in enumerate(models.items()):
         yield {"stage": f"{label}: loading", "done": 0, "of": 1, "model": k + 1, "models": len(models)}
         model, _ = load_shift(folder)
-        gen = tokenizer_metrics_iter(model, x, betas, hands, chunk=chunk)
-        while True:
-            try:
-                item = next(gen)
-            except StopIteration as stop:
-                m = stop.value
-                break
-            yield {"stage": f"{label}: {item['stage']}", "done": item["done"], "of": item["of"],
-                   "model": k + 1, "models": len(models)}
+        m = yield from _relabelled(tokenizer_metrics_iter(model, x, betas, hands, chunk=chunk), label, k, len(models))
         rows.setdefault("Ground truth", {"Diversity": m["diversity_gt"]})
         rows[label] = {"MPJPE": m["mpjpe_mm"], "PA-MPJPE": m["pa_mpjpe_mm"], "ACCEL": m["accel_mm"],
                        "Diversity": m["diversity"]}

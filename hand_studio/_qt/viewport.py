@@ -347,10 +347,16 @@ class QtViewport(QWidget):
         """The frame of ``hand``'s (default: the edited hand's) editable path point drawn nearest
         canvas position ``pos`` within ``radius`` pixels, or None."""
         hand = check_hand(hand if hand is not None else self._path_edit)
+        hit = self._nearest_path_point(hand, pos, self.path_matrix(), radius)
+        return None if hit is None else int(hit[0][hit[2]])
+
+    def _nearest_path_point(self, hand: str, pos, matrix, radius: float = PICK_RADIUS_PX):
+        """-> (frames (N,), points (N, 3), index of the point drawn nearest ``pos``, its depth),
+        or None when no point of ``hand``'s editable path is within ``radius`` pixels."""
         frames, points = self.editable_path(hand)
-        xy, depth, ok = project_points(points, self.path_matrix())
+        xy, depth, ok = project_points(points, matrix)
         i = pick_nearest(xy, pos, radius, depth, ok)
-        return None if i is None else int(frames[i])
+        return None if i is None else (frames, points, i, float(depth[i]))
 
     def _begin_path_gesture(self, pos, draw: bool) -> bool:
         hand, h = self._path_edit, HANDS.index(self._path_edit)
@@ -363,12 +369,11 @@ class QtViewport(QWidget):
             g = _PathGesture("draw", hand, m, np.asarray(pos, np.float64), float(depth[0]),
                              samples=[np.asarray(pos, np.float64)])
         else:
-            frames, points = self.editable_path(hand)
-            xy, depth, ok = project_points(points, m)
-            i = pick_nearest(xy, pos, PICK_RADIUS_PX, depth, ok)
-            if i is None:
+            hit = self._nearest_path_point(hand, pos, m)
+            if hit is None:
                 return False  # not on the path: the camera orbits as usual
-            g = _PathGesture("drag", hand, m, np.asarray(pos, np.float64), float(depth[i]), frames=frames,
+            frames, points, i, depth = hit
+            g = _PathGesture("drag", hand, m, np.asarray(pos, np.float64), depth, frames=frames,
                              base=points, frame=int(frames[i]), drag_id=C.new_drag_id())
             self.wrist_paths.set_dragged((h, g.frame))
         self._gesture = g

@@ -28,6 +28,21 @@ def transform_matrix(transform) -> np.ndarray:
     return m
 
 
+def _rows(a, width: int, name: str) -> np.ndarray:
+    """``a`` as float64 (N, width), else ValueError naming it."""
+    a = np.asarray(a, np.float64)
+    if a.ndim != 2 or a.shape[1] != width:
+        raise ValueError(f"{name} must have shape (N, {width}); got {a.shape}")
+    return a
+
+
+def _matrix(matrix) -> np.ndarray:
+    m = np.asarray(matrix, np.float64)
+    if m.shape != (4, 4):
+        raise ValueError(f"matrix must have shape (4, 4); got {m.shape}")
+    return m
+
+
 def project_points(points, matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Project world points to the screen.
 
@@ -35,12 +50,7 @@ def project_points(points, matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     -> xy (N, 2) canvas pixels, depth (N,) (z/w: smaller is nearer the eye),
        in_front (N,) bool (w > 0: in front of the eye; the others' xy mean nothing).
     """
-    p = np.asarray(points, np.float64)
-    m = np.asarray(matrix, np.float64)
-    if p.ndim != 2 or p.shape[1] != 3:
-        raise ValueError(f"points must have shape (N, 3); got {p.shape}")
-    if m.shape != (4, 4):
-        raise ValueError(f"matrix must have shape (4, 4); got {m.shape}")
+    p, m = _rows(points, 3, "points"), _matrix(matrix)
     h = np.concatenate([p, np.ones((len(p), 1))], axis=1) @ m  # (N, 4)
     w = h[:, 3]
     in_front = w > 1e-12
@@ -56,9 +66,7 @@ def pick_nearest(xy, pos, radius: float = PICK_RADIUS_PX, depth=None, valid=None
     xy (N, 2) pixels, pos (2,) pixels; ``depth`` (N,) breaks ties (within half a pixel) in
     favour of the point nearer the eye; ``valid`` (N,) bool excludes points (behind the eye).
     """
-    xy = np.asarray(xy, np.float64)
-    if xy.ndim != 2 or xy.shape[1] != 2:
-        raise ValueError(f"xy must have shape (N, 2); got {xy.shape}")
+    xy = _rows(xy, 2, "xy")
     if radius <= 0:
         raise ValueError(f"radius must be > 0 pixels; got {radius}")
     d = np.linalg.norm(xy - np.asarray(pos, np.float64).reshape(1, 2), axis=1)  # (N,)
@@ -82,12 +90,7 @@ def unproject_points(xy, depth, matrix) -> np.ndarray:
     row-vector world -> canvas. -> (N, 3) world points. Points at one depth lie on one plane
     parallel to the screen, so a mouse move at the depth of a point moves it in the view plane.
     """
-    xy = np.asarray(xy, np.float64)
-    m = np.asarray(matrix, np.float64)
-    if xy.ndim != 2 or xy.shape[1] != 2:
-        raise ValueError(f"xy must have shape (N, 2); got {xy.shape}")
-    if m.shape != (4, 4):
-        raise ValueError(f"matrix must have shape (4, 4); got {m.shape}")
+    xy, m = _rows(xy, 2, "xy"), _matrix(matrix)
     d = np.broadcast_to(np.asarray(depth, np.float64), (len(xy),))  # (N,)
     try:
         inv = np.linalg.inv(m)
