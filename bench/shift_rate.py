@@ -7,7 +7,10 @@ split's first ``--test`` clips x 2 hands) and the 6-D rotation MSE (normalised u
 
 Variants (``NAME[,key=value...]``): ``K`` codes per level (default 512), ``levels`` residual
 levels (each level quantises what the previous ones left; ``K2`` sets the size of levels 2+),
-``wt`` the weight of the translation channels in the loss, ``width`` the conv width.
+``wt`` the weight of the translation channels in the loss, ``width`` the conv width, ``anchor``
+the size of a per-clip anchor codebook (0: none): each clip's mean wrist translation is quantised
+once per clip (k-means codebook, ``alevels`` residual levels) and the 8-frame tokens only encode
+the translation relative to it, so a token no longer has to repeat the clip's offset.
 
     python bench/shift_rate.py --data CORPUS --steps 3000 base flat4096,K=4096 rvq2,levels=2
 
@@ -55,6 +58,43 @@ class TrajectoryVQ(nn.Module):
         return self.dec(st).transpose(1, 2)[:, :x.shape[1]], commit
 
 
+def kmeans(x: torch.Tensor, k: int, iters: int = 30, seed: int = 0) -> torch.Tensor:
+    """Lloyd's k-means on rows of x (N, D) -> centroids (k, D); empty clusters re-seeded."""
+    g = torch.Generator().manual_seed(seed)
+    c = x[torch.randperm(x.shape[0], generator=g)[:k]].clone()
+    for _ in range(iters):
+        a = torch.cdist(x, c).argmin(1)
+        for j in range(k):
+            m = a == j
+            c[j] = x[m].mean(0) if m.any() else x[torch.randint(0, x.shape[0], (1,), generator=g)][0]
+    return c
+
+
+def anchor_codebooks(anchors: torch.Tensor, k: int, levels: int) -> list[torch.Tensor]:
+    """Residual k-means codebooks for per-clip anchors (N, 3)."""
+    books, residual = [], anchors
+    for level in range(levels):
+        c = kmeans(residual, k, seed=level)
+        books.append(c)
+        residual = residual - c[torch.cdist(residual, c).argmin(1)]
+    return books
+
+
+def quantise_anchor(anchors: torch.Tensor, books: list[torch.Tensor]) -> torch.Tensor:
+    total, residual = torch.zeros_like(anchors), anchors
+    for c in books:
+        q = c[torch.cdist(residual, c).argmin(1)]
+        total, residual = total + q, residual - q
+    return total
+
+
+def relative(x: torch.Tensor, books: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Trajectory streams (B, T, 9) -> (streams with the quantised clip anchor taken off, anchors (B, 1, 9))."""
+    a = torch.zeros(x.shape[0], 1, 9)
+    a[:, 0, 6:] = quantise_anchor(x[..., 6:].mean(1), books)
+    return x - a, a
+
+
 def run_variant(name: str, opts: dict, train: torch.Tensor, test: torch.Tensor, tstd: torch.Tensor,
                 steps: int, seed: int) -> dict:
     torch.manual_seed(seed)
@@ -65,6 +105,14 @@ def run_variant(name: str, opts: dict, train: torch.Tensor, test: torch.Tensor, 
     w[6:] = float(opts.get("wt", 1.0))
     g = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
+    ka = int(opts.get("anchor", 0))
+    anchor_err = 0.0
+    if ka:  # per-clip anchors: the tokens see translation relative to the quantised clip mean
+        books = anchor_codebooks(train[..., 6:].mean(1), ka, int(opts.get("alevels", 1)))
+        train, _ = relative(train, books)
+        test, test_anchor = relative(test, books)
+        # what is left of the clip mean after the anchor (the anchor's own quantisation error)
+        anchor_err = float((test[..., 6:].mean(1) * tstd[:, 0]).norm(dim=-1).mean() * 1e3)
     model.train()
     for step in range(steps):
         lr = 2e-4 * min(1.0, (step + 1) / 100) * (0.1 + 0.45 * (1 + math.cos(math.pi * step / steps)))
@@ -83,6 +131,7 @@ def run_variant(name: str, opts: dict, train: torch.Tensor, test: torch.Tensor, 
         y, _ = model(test)
     bits = math.log2(K) + (int(opts.get("levels", 1)) - 1) * math.log2(int(opts.get("K2", K)))
     return {"variant": name, "options": opts, "bits": bits, "tokens_per_step": int(opts.get("levels", 1)),
+            "anchor_tokens_per_clip": int(opts.get("alevels", 1)) if ka else 0, "anchor_err_mm": anchor_err,
             "transl_err_mm": float(((y[..., 6:] - test[..., 6:]) * tstd).norm(dim=-1).mean() * 1e3),
             "rot6d_mse": float((y[..., :6] - test[..., :6]).pow(2).mean()), "seconds": time.perf_counter() - t0}
 

@@ -92,6 +92,9 @@ def test_prompt_generate_adds_take_and_changes_meshes(window, qtbot):
     assert p.generate_button.isEnabled() and not p.no_model_label.isVisible()
     qtbot.keyClicks(p.text_edit, "the right hand waves")
     assert doc.prompt.text == "the right hand waves"
+    # the empty Left/Right fields show what the model will read there (the clause naming that hand)
+    assert p.right_edit.placeholderText() == "from the prompt: The right hand waves."
+    assert p.left_edit.placeholderText() == "from the prompt: The left hand stays still."
     before = window.viewport.render()
     steps = []
     p.sig_progress.connect(lambda s, of: steps.append((s, of)))

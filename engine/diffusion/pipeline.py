@@ -21,6 +21,7 @@ import torch
 from engine.diffusion import inpaint
 from engine.diffusion.constraints import Constraints
 from engine.diffusion.denoiser import BRANCHES, Denoiser
+from engine.diffusion.hand_texts import fill_hand_texts
 from engine.diffusion.representation import denormalize, normalize, tensor_to_clip
 from engine.diffusion.schedulers import DDIMScheduler, SchedulerConfig
 from engine.motion.clip import Prompt
@@ -97,7 +98,7 @@ class DiffusionPipeline:
 
     def __init__(self, model: Denoiser, text_encoder=None, hands=None, scheduler: DDIMScheduler | None = None,
                  steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, overlap: int = DEFAULT_OVERLAP,
-                 threads: int | None = SAMPLING_THREADS):
+                 threads: int | None = SAMPLING_THREADS, hand_texts: bool = True):
         if not 0 <= overlap < model.config.frames:
             raise ValueError(f"overlap must be 0..{model.config.frames - 1} frames; got {overlap}")
         self.model = model.eval()
@@ -105,6 +106,7 @@ class DiffusionPipeline:
         self._text_encoder = text_encoder
         self._hands = hands
         self.steps, self.guidance, self.overlap, self.threads = steps, guidance, overlap, threads
+        self.hand_texts = hand_texts  # fill empty Left/Right fields from the whole text (hand_texts.py)
 
     @property
     def device(self) -> torch.device:
@@ -133,6 +135,21 @@ class DiffusionPipeline:
         tokens = tokens.reshape(B, 3, *tokens.shape[1:]).to(self.device)
         mask = mask.reshape(B, 3, -1).to(self.device)
         return self.model.encode_condition(tokens, mask)
+
+    def _with_hand_texts(self, prompt: Prompt) -> Prompt:
+        """The prompt with empty Left/Right fields filled from its whole text; a derived text the
+        encoder cannot take (over its token limit) is left empty rather than failing the user's prompt."""
+        filled = fill_hand_texts(prompt)
+        fields = {}
+        for k in ("left", "right"):
+            v = getattr(filled, k)
+            if v and not getattr(prompt, k):
+                try:
+                    self.text_encoder.check_text(v, f"prompt.{k}")
+                except ValueError:
+                    v = ""
+            fields[k] = v
+        return Prompt(prompt.text, **fields)
 
     def null_memory(self, B: int) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = torch.zeros(B, 3, 1, self.model.config.text_dim, device=self.device)
@@ -179,6 +196,8 @@ class DiffusionPipeline:
             for k in BRANCHES:
                 if getattr(p, k):
                     self.text_encoder.check_text(getattr(p, k), f"prompt.{k}")
+        if self.hand_texts:  # per window, so "left waves, then right claps" gives each window its hands
+            prompts = [self._with_hand_texts(p) for p in prompts]
         return self._steps(prompt, prompts, starts, int(frames), int(seed), keep_all, target_all, betas,
                            int(steps), guidance, preview)
 
@@ -255,7 +274,8 @@ def load_pipeline(folder=None, device: str | torch.device = "cpu", hands=None, t
     meta = config.get("meta", {})
     return DiffusionPipeline(model, text_encoder, hands, steps=int(meta.get("sampler_steps", DEFAULT_STEPS)),
                              guidance=float(meta.get("guidance", DEFAULT_GUIDANCE)),
-                             overlap=int(meta.get("overlap", DEFAULT_OVERLAP)))
+                             overlap=int(meta.get("overlap", DEFAULT_OVERLAP)),
+                             hand_texts=bool(meta.get("hand_texts", True)))
 
 
 def _cat_memory(a: tuple, b: tuple) -> tuple[torch.Tensor, torch.Tensor]:

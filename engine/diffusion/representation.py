@@ -99,7 +99,25 @@ def denormalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch
 
 __all__ = ["HANDS", "HAND_CHANNELS", "FRAME_CHANNELS", "CHANNELS", "joint_channels", "channel_mask", "keypoints_from_rep",
            "params_to_tensor", "tensor_to_params", "clip_to_tensor", "tensor_to_clip", "compute_stats",
-           "normalize", "denormalize"]
+           "normalize", "denormalize", "mirror_rep", "mirror_keypoints"]
+
+
+# Mirroring through the x = 0 plane (DESIGN.md: the left hand is the right one mirrored in x) maps
+# each rotation R to M R M (M = diag(-1, 1, 1)); on the 6-D columns (c0, c1) that is a sign flip.
+_MIRROR_6D = (1.0, -1.0, -1.0, -1.0, 1.0, 1.0)
+
+
+def mirror_rep(x: torch.Tensor) -> torch.Tensor:
+    """Raw representation (..., 2, 99) -> the mirror-image motion: hands swapped, every rotation
+    mirrored, translation x negated. FK of the result is the mirrored keypoints of the input with
+    the hands swapped (exact for the default hand, whose left is the right mirrored)."""
+    sign = x.new_tensor(_MIRROR_6D * NUM_JOINTS + (-1.0, 1.0, 1.0))
+    return x.flip(-2) * sign
+
+
+def mirror_keypoints(j: torch.Tensor) -> torch.Tensor:
+    """Keypoints (..., 2, 21, 3) -> mirror image: hands swapped, x negated."""
+    return j.flip(-3) * j.new_tensor([-1.0, 1.0, 1.0])
 
 
 def keypoints_from_rep(hands, x: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:

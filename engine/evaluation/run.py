@@ -56,10 +56,12 @@ def embedding_row(ev, joints: np.ndarray, prompts: list[dict], ref_emb: np.ndarr
 
 
 def load_eval_set(data: str | Path, n: int, evaluator: str | Path | None = None,
-                  min_prompts: int = 32, split: str = "test") -> tuple[list, np.ndarray, object]:
+                  min_prompts: int = 32, split: str = "test", whole_only: bool = False
+                  ) -> tuple[list, np.ndarray, object]:
     """The first ``n`` clips of ``split`` with a usable prompt -> (prompts, ground-truth keypoints
     (n, T, 2, 21, 3) float32, the loaded evaluator). Fewer than ``min_prompts`` usable prompts
-    raise ValueError."""
+    raise ValueError. ``whole_only``: the prompts keep only their whole-motion text (what a user
+    types into the one prompt box), for the generator and the evaluator alike."""
     from engine.data.corpus import Corpus
     from engine.evaluation.evaluator import load_evaluator
     from engine.resources import resource_path
@@ -73,26 +75,34 @@ def load_eval_set(data: str | Path, n: int, evaluator: str | Path | None = None,
                          f"the evaluation needs at least {min_prompts}")
     gt = corpus.arrays(split)["joints"][keep].astype(np.float32)  # (n, T, 2, 21, 3)
     ev = load_evaluator(evaluator or resource_path(SHIPPED_EVALUATOR))
-    return [prompts[i] for i in keep], gt, ev
+    prompts = [prompts[i] for i in keep]
+    if whole_only:
+        from engine.motion.clip import Prompt
+        prompts = [Prompt(p.text) if p.text else p for p in prompts]
+    return prompts, gt, ev
 
 
 def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, evaluator: str | Path | None = None,
                             n: int = 512, steps: int | None = None, mm_prompts: int = 32, mm_repeats: int = 5,
-                            seed: int = 0, pool: int = 32) -> Iterator[dict]:
+                            seed: int = 0, pool: int = 32, whole_only: bool = False,
+                            hand_texts: bool | None = None) -> Iterator[dict]:
     """Generate one clip per test prompt (first ``n``), then score. Yields progress, then
     ``{"done": True, "rows": {...}, "table": markdown, "n", "steps", "pool"}``.
 
     R-precision is taken in shuffled pools of ``pool`` prompts. A small held-out split (a user's
     own dataset) with fewer usable prompts than ``pool`` is scored in one pool of all of them:
     ``"pool"`` in the result is the size actually used (R@k is not comparable across pool sizes;
-    chance is k / pool). At least 4 usable prompts are needed."""
+    chance is k / pool). At least 4 usable prompts are needed. ``whole_only`` / ``hand_texts``:
+    see ``load_eval_set`` and ``DiffusionPipeline.hand_texts`` (None: the model's default)."""
     from engine.api import Studio
 
     if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 2:
         raise ValueError(f"pool must be an int >= 2; got {pool!r}")
-    prompts, gt, ev = load_eval_set(data, n, evaluator, min_prompts=MIN_EVAL_PROMPTS)
+    prompts, gt, ev = load_eval_set(data, n, evaluator, min_prompts=MIN_EVAL_PROMPTS, whole_only=whole_only)
     pool = min(int(pool), len(prompts))
     studio = Studio.load(device="cpu", diffusion=model)
+    if hand_texts is not None:
+        studio.pipeline("diffusion").hand_texts = bool(hand_texts)
     t0 = time.perf_counter()
     gen = []
     for i, p in enumerate(prompts):
@@ -114,6 +124,8 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     rows["Diffusion"].update({"C-F1 intra": c["intra_f1"], "C-F1 inter": c["inter_f1"],
                               "fC-F1 intra": f["intra_f1"], "fC-F1 inter": f["inter_f1"]})
     rows["Ground truth"].update({"C-F1 intra": 1.0, "C-F1 inter": 1.0, "fC-F1 intra": 1.0, "fC-F1 inter": 1.0})
+    rows["Diffusion"]["Hand acc"] = M.handedness_accuracy(gen, gt)["acc"]
+    rows["Ground truth"]["Hand acc"] = 1.0
     rows["Diffusion"]["s/clip"] = seconds
     yield {"done": True, "rows": rows, "table": table(rows), "n": len(prompts), "steps": steps, "pool": pool}
 
@@ -123,7 +135,7 @@ SWEEPS = ("steps", "guidance")  # sampler settings a quality curve can sweep
 
 def sweep_iter(data: str | Path, param: str, values: list, model: str | Path | None = None,
                evaluator: str | Path | None = None, n: int = 512, seed: int = 0,
-               split: str = "test") -> Iterator[dict]:
+               split: str = "test", whole_only: bool = False, hand_texts: bool | None = None) -> Iterator[dict]:
     """Quality against one sampler setting (``param``: sampler ``steps`` or CFG ``guidance``) on
     the same prompts and seeds: per value R@1/2/3, FID, MM-Dist (embedding_row) and ``s/clip``
     (mean seconds per generated clip, model loaded); the other setting stays at the model's
@@ -138,8 +150,10 @@ def sweep_iter(data: str | Path, param: str, values: list, model: str | Path | N
         if param == "guidance" and (isinstance(v, bool) or not isinstance(v, (int, float, np.number))
                                     or not 0.0 <= float(v) <= 20.0):
             raise ValueError(f"guidance-curve scales must be numbers in 0..20; got {v!r}")
-    prompts, gt, ev = load_eval_set(data, n, evaluator, split=split)
+    prompts, gt, ev = load_eval_set(data, n, evaluator, split=split, whole_only=whole_only)
     pipe = Studio.load(device="cpu", diffusion=model).pipeline("diffusion")
+    if hand_texts is not None:
+        pipe.hand_texts = bool(hand_texts)
     pipe.generate(prompts[0], frames=gt.shape[1], seed=seed, steps=1)  # load and warm up off the clock
     gt_emb = ev.embed_motion(gt)
     rows = {}
@@ -151,9 +165,12 @@ def sweep_iter(data: str | Path, param: str, values: list, model: str | Path | N
             gen.append(pipe.generate(p, frames=gt.shape[1], seed=seed + i, **kw).joints)
             seconds += time.perf_counter() - t0
             yield {"stage": f"{param} {v}", "done": i + 1, "of": len(prompts)}
-        row = embedding_row(ev, np.stack(gen), prompts, gt_emb)
-        rows[f"{v:g}" if param == "guidance" else str(v)] = {c: row[c] for c in ("R@1", "R@2", "R@3", "FID", "MM-Dist")}
-        rows[f"{v:g}" if param == "guidance" else str(v)]["s/clip"] = seconds / len(prompts)
+        gen = np.stack(gen)
+        row = embedding_row(ev, gen, prompts, gt_emb)
+        key = f"{v:g}" if param == "guidance" else str(v)
+        rows[key] = {c: row[c] for c in ("R@1", "R@2", "R@3", "FID", "MM-Dist")}
+        rows[key]["Hand acc"] = M.handedness_accuracy(gen, gt)["acc"]
+        rows[key]["s/clip"] = seconds / len(prompts)
     yield {"done": True, "rows": rows, "table": steps_table(rows, param), "n": len(prompts), "param": param,
            "split": split}
 
@@ -166,16 +183,16 @@ def steps_curve_iter(data: str | Path, step_counts: list[int], model: str | Path
 
 
 def steps_table(rows: dict[str, dict], param: str = "steps") -> str:
-    cols = ["R@1", "R@2", "R@3", "FID", "MM-Dist", "s/clip"]
+    cols = ["R@1", "R@2", "R@3", "FID", "MM-Dist", "Hand acc", "s/clip"]
     lines = [f"| {param} | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for s, r in rows.items():
-        lines.append(f"| {s} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |")
+        lines.append(f"| {s} | " + " | ".join(f"{r[c]:.3f}" if c in r else "-" for c in cols) + " |")
     return "\n".join(lines)
 
 
 def table(rows: dict[str, dict]) -> str:
     cols = ["R@1", "R@2", "R@3", "FID", "KID", "MM-Dist", "Diversity", "MModality", "C-F1 intra", "C-F1 inter",
-            "fC-F1 intra", "fC-F1 inter"]
+            "fC-F1 intra", "fC-F1 inter", "Hand acc"]
     lines = ["| Method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for name, r in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{r[c]:.3f}" if c in r else "-" for c in cols) + " |")
@@ -227,6 +244,10 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="the same for each classifier-free guidance scale (sampler steps at the default)")
     d.add_argument("--curve-split", choices=("test", "val"), default="test",
                    help="split the curves are measured on (choose defaults on val, report on test)")
+    d.add_argument("--whole-only", action="store_true",
+                   help="prompts keep only their whole-motion text (what a user types in the one prompt box)")
+    d.add_argument("--hand-texts", choices=("on", "off"), default=None,
+                   help="fill empty Left/Right prompt fields from the whole text (default: the model's setting)")
     d.add_argument("--skip-main", action="store_true",
                    help="leave out the main table (with --constraints and/or the curves)")
     d.add_argument("--json", help="also write the rows to this JSON file; with --constraints or a curve it holds "
@@ -253,9 +274,11 @@ def run_eval(args: argparse.Namespace) -> int:
     if getattr(args, "skip_main", False) and not extras:
         raise ValueError("--skip-main leaves nothing to do: add --constraints, --steps-curve and/or --guidance-curve")
     out: dict = {}
+    ht = getattr(args, "hand_texts", None)
+    prompt_kw = {"whole_only": bool(getattr(args, "whole_only", False)), "hand_texts": None if ht is None else ht == "on"}
     if not getattr(args, "skip_main", False):
         last = _last(evaluate_diffusion_iter(args.data, args.checkpoint, args.evaluator, args.n, args.steps,
-                                             pool=getattr(args, "pool", 32)))
+                                             pool=getattr(args, "pool", 32), **prompt_kw))
         print(f"{last['n']} test prompts, steps {last['steps'] or 'default'}, R-precision pool {last['pool']}")
         print(last["table"])
         out["main"] = last["rows"]
@@ -263,7 +286,8 @@ def run_eval(args: argparse.Namespace) -> int:
                           ("guidance", getattr(args, "guidance_curve", None))):
         if values:
             split = getattr(args, "curve_split", "test")
-            last = _last(sweep_iter(args.data, param, values, args.checkpoint, args.evaluator, args.n, split=split))
+            last = _last(sweep_iter(args.data, param, values, args.checkpoint, args.evaluator, args.n, split=split,
+                                    **prompt_kw))
             print(f"\nquality vs sampler {param}, {last['n']} {split} prompts")
             print(last["table"])
             out[f"{param}_curve"] = last["rows"]

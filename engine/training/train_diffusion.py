@@ -40,8 +40,9 @@ from engine.diffusion.checkpoint import (CheckpointError, load_model, load_tenso
 from engine.diffusion.denoiser import BRANCHES, Denoiser, DenoiserConfig  # noqa: E402
 from engine.diffusion.ema import EMA  # noqa: E402
 from engine.diffusion.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS  # noqa: E402
-from engine.diffusion.representation import (compute_stats, keypoints_from_rep,  # noqa: E402
-                                             denormalize, normalize, params_to_tensor)
+from engine.diffusion.hand_texts import mirror_text  # noqa: E402
+from engine.diffusion.representation import (compute_stats, keypoints_from_rep, mirror_keypoints,  # noqa: E402
+                                             mirror_rep, denormalize, normalize, params_to_tensor)
 from engine.diffusion.schedulers import DDIMScheduler, SchedulerConfig  # noqa: E402
 from engine.training import distributed  # noqa: E402
 
@@ -69,6 +70,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     p_drop_all: float = 0.10  # all three prompts dropped (the unconditional path)
     p_drop_branch: float = 0.15  # each of whole / left / right dropped independently
+    p_mirror: float = 0.0  # chance a window is swapped for its mirror image (hands, x, "left"/"right" in the texts)
     w_param: float = 1.0
     w_joints: float = 1.0  # keypoint positions, in units of 2 cm
     w_vel: float = 1.0  # keypoint velocity, in units of 5 mm / frame
@@ -101,7 +103,7 @@ class DiffusionDataset:
     a list of such candidates (e.g. captions at several levels) of which each batch draws one.
     """
 
-    def __init__(self, transl, global_orient, hand_pose, betas, texts, text_encoder=None):
+    def __init__(self, transl, global_orient, hand_pose, betas, texts, text_encoder=None, mirror: bool = False):
         tr, go, hp = (torch.as_tensor(np.asarray(a, np.float32)) for a in (transl, global_orient, hand_pose))
         N = tr.shape[0]
         for name, a, last in (("transl", tr, 3), ("global_orient", go, 3), ("hand_pose", hp, 45)):
@@ -119,15 +121,19 @@ class DiffusionDataset:
         if any(not c for c in cands):
             raise ValueError("every window needs at least one caption candidate")
         rows = [[[_field(t, b) for b in BRANCHES] for t in c] for c in cands]  # N x K_i x 3
+        # the mirror image's captions: "left" <-> "right" in every text, the left/right branches swapped
+        mrows = [[[mirror_text(w), mirror_text(r), mirror_text(l)] for w, l, r in c] for c in rows] if mirror else []
         if text_encoder is None:
             from engine.diffusion.text_encoder import shared_text_encoder
             text_encoder = shared_text_encoder()
-        vocab = sorted({s for r in rows for c in r for s in c if s})
+        vocab = sorted({s for r in rows + mrows for c in r for s in c if s})
         index = {s: i + 1 for i, s in enumerate(vocab)}  # 0 = empty text
         K = max(len(r) for r in rows)
         self.num_candidates = torch.tensor([len(r) for r in rows], dtype=torch.long)  # (N,)
         self.text_index = torch.tensor([[[index.get(s, 0) for s in r[min(k, len(r) - 1)]] for k in range(K)]
                                         for r in rows], dtype=torch.long)  # (N, K, 3)
+        self.text_index_mirror = (torch.tensor([[[index.get(s, 0) for s in r[min(k, len(r) - 1)]] for k in range(K)]
+                                                for r in mrows], dtype=torch.long) if mirror else None)
         states, mask = [], []
         for i in range(0, len(vocab), 256):
             st, m = text_encoder.encode(vocab[i:i + 256])
@@ -160,19 +166,33 @@ class DiffusionDataset:
         return compute_stats(self.x)
 
     def to(self, device) -> "DiffusionDataset":
-        for k in ("x", "betas", "text_index", "num_candidates", "tokens", "token_mask", "keypoints"):
+        for k in ("x", "betas", "text_index", "text_index_mirror", "num_candidates", "tokens", "token_mask",
+                  "keypoints"):
             if getattr(self, k) is not None:
                 setattr(self, k, getattr(self, k).to(device))
         return self
 
-    def batch(self, idx: torch.Tensor, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Windows ``idx`` with one caption candidate each (drawn with ``gen``; the first without)."""
+    def batch(self, idx: torch.Tensor, gen: torch.Generator | None = None,
+              p_mirror: float = 0.0) -> dict[str, torch.Tensor]:
+        """Windows ``idx`` with one caption candidate each (drawn with ``gen``; the first without);
+        with ``p_mirror`` > 0 (needs ``mirror=True`` at construction) each window is replaced by its
+        mirror image with that chance, captions included."""
+        if p_mirror > 0 and self.text_index_mirror is None:
+            raise ValueError("p_mirror > 0 needs a dataset built with mirror=True (its mirrored captions)")
         k = torch.zeros(len(idx), dtype=torch.long)
         if gen is not None:
             k = (torch.rand(len(idx), generator=gen) * self.num_candidates[idx].cpu()).long()
-        ti = self.text_index[idx, k.to(idx.device)]  # (B, 3)
-        return {"x": self.x[idx], "betas": self.betas[idx], "keypoints": self.keypoints[idx],
-                "tokens": self.tokens[ti], "token_mask": self.token_mask[ti]}
+        k = k.to(idx.device)
+        out = {"x": self.x[idx], "betas": self.betas[idx], "keypoints": self.keypoints[idx]}
+        ti = self.text_index[idx, k]  # (B, 3)
+        if p_mirror > 0 and gen is not None:
+            m = (torch.rand(len(idx), generator=gen) < p_mirror).to(idx.device)
+            ti = torch.where(m[:, None], self.text_index_mirror[idx, k], ti)
+            sel = lambda a, b: torch.where(m.view(-1, *[1] * (a.dim() - 1)), b, a)  # noqa: E731
+            out = {"x": sel(out["x"], mirror_rep(out["x"])), "betas": sel(out["betas"], out["betas"].flip(1)),
+                   "keypoints": sel(out["keypoints"], mirror_keypoints(out["keypoints"]))}
+        out.update({"tokens": self.tokens[ti], "token_mask": self.token_mask[ti]})
+        return out
 
 
 def _field(t, key: str) -> str:
@@ -182,8 +202,9 @@ def _field(t, key: str) -> str:
     return v.strip()
 
 
-def dataset_from_clips(clips, prompts=None, text_encoder=None) -> DiffusionDataset:
-    """Clips of one length (+ a Prompt each; default each clip's own prompt) -> DiffusionDataset."""
+def dataset_from_clips(clips, prompts=None, text_encoder=None, mirror: bool = False) -> DiffusionDataset:
+    """Clips of one length (+ a Prompt each; default each clip's own prompt) -> DiffusionDataset
+    (``mirror``: also the mirrored captions, for ``TrainConfig.p_mirror``)."""
     if not clips:
         raise ValueError("dataset_from_clips needs at least one clip")
     T = clips[0].num_frames
@@ -193,7 +214,7 @@ def dataset_from_clips(clips, prompts=None, text_encoder=None) -> DiffusionDatas
     prompts = prompts or [c.prompt for c in clips]
     stack = lambda k: np.stack([getattr(c, k) for c in clips])  # noqa: E731
     return DiffusionDataset(stack("transl"), stack("global_orient"), stack("hand_pose"), stack("betas"),
-                            list(prompts), text_encoder)
+                            list(prompts), text_encoder, mirror=mirror)
 
 
 # --- losses ----------------------------------------------------------------------------------
@@ -381,7 +402,7 @@ def _draw(dataset: DiffusionDataset, gens: dict[int, torch.Generator], per_shard
     parts = []
     for _, gen in sorted(gens.items()):
         idx = torch.randint(0, len(dataset), (per_shard,), generator=gen).to(device)
-        b = dataset.batch(idx, gen)
+        b = dataset.batch(idx, gen, cfg.p_mirror)
         b["t"] = scheduler.sample_timesteps(per_shard, gen, device)
         b["noise"] = torch.randn(b["x"].shape, generator=gen).to(device)
         b["token_mask"] = drop_conditions(b["token_mask"], cfg, gen)
@@ -575,7 +596,7 @@ def corpus_captions(entry: dict, max_tokens: int, count_tokens) -> list[dict]:
 
 
 def load_corpus(data_dir: str | Path, split: str = "train", max_tokens: int = 32,
-                text_encoder=None, limit: int | None = None) -> DiffusionDataset:
+                text_encoder=None, limit: int | None = None, mirror: bool = False) -> DiffusionDataset:
     """A corpus folder (docs/corpus.md) -> the windows of one split with their caption candidates."""
     from engine.data.corpus import Corpus
     if text_encoder is None:
@@ -596,7 +617,7 @@ def load_corpus(data_dir: str | Path, split: str = "train", max_tokens: int = 32
 
     texts = [corpus_captions(e, max_tokens, count) for e in entries]
     return DiffusionDataset(arrays["transl"], arrays["global_orient"], arrays["hand_pose"], arrays["betas"],
-                            texts, text_encoder)
+                            texts, text_encoder, mirror=mirror)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -616,6 +637,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-windows", type=int, help="size of the fixed validation subset (default 64)")
     p.add_argument("--data-shards", type=int, help="generators the global batch is drawn from (default: the "
                                                    "process count); fix it to resume with another process count")
+    p.add_argument("--mirror", dest="p_mirror", type=float, metavar="P",
+                   help="override train.p_mirror: chance a window is trained as its mirror image (hands swapped, "
+                        "'left'/'right' swapped in its captions); teaches which hand a text names")
     p.add_argument("--device", help="override train.device (auto, cpu, cuda)")
     p.add_argument("--seed", type=int, help="override train.seed")
     p.add_argument("--threads", type=int, help="override train.threads (torch CPU threads)")
@@ -696,7 +720,7 @@ def _run(args: argparse.Namespace, progress: _Progress, stop) -> int:
             model_cfg = DenoiserConfig.from_dict(d["model"])
         cfg = TrainConfig.from_dict(d.get("train", {}))
     names = ("steps", "batch", "lr", "warmup", "ckpt_every", "log_every", "val_every", "val_windows", "data_shards",
-             "device", "seed", "threads")
+             "device", "seed", "threads", "p_mirror")
     cfg = replace(cfg, **{k: getattr(args, k) for k in names if getattr(args, k, None) is not None})
     ctx = distributed.init_from_env(cfg.device)
     if getattr(args, "data_shards", None) is None and ctx.world_size > 1:
@@ -709,7 +733,9 @@ def _run(args: argparse.Namespace, progress: _Progress, stop) -> int:
         from engine.diffusion.checkpoint import read_config
         shown_cfg = read_config(args.init_from)["denoiser"]
     max_tokens = shown_cfg.get("max_text_tokens", DenoiserConfig.max_text_tokens)
-    dataset = load_corpus(args.data, max_tokens=max_tokens, limit=args.limit)
+    if not 0.0 <= cfg.p_mirror <= 1.0:
+        raise TrainingError(f"--mirror must be a probability in 0..1; got {cfg.p_mirror}")
+    dataset = load_corpus(args.data, max_tokens=max_tokens, limit=args.limit, mirror=cfg.p_mirror > 0)
     val = load_corpus(args.data, "val", max_tokens=max_tokens) if cfg.val_every else None
     meta = {"data": str(args.data), "command": "hand-studio train diffusion"}
     it = train_iter(dataset, args.out, model_cfg, cfg, resume=not args.no_resume, meta=meta,

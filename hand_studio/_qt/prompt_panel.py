@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 
 from engine.api import SHIPPED_CLUTCH, SHIPPED_DIFFUSION, Studio
 from engine.motion.clip import Clip, Prompt
+from engine.diffusion.hand_texts import derive_hand_texts
 from engine.resources import resource_path
 from hand_studio._qt.workers import GeneratorWorker, single_call
 from hand_studio._vispy.hands_visual import _upload_positions as upload_positions
@@ -251,6 +252,7 @@ class QtPromptPanel(QWidget):
         for w in (self.left_edit, self.right_edit):
             w.textChanged.connect(self._write_prompt)
         self.text_edit.textChanged.connect(self._write_prompt)
+        self.text_edit.textChanged.connect(self._update_hand_placeholders)
 
         self.describe_button = QToolButton(self)
         self.describe_button.setObjectName("describe_button")
@@ -275,6 +277,7 @@ class QtPromptPanel(QWidget):
         for name, folder in self.studio.models.items():
             self.model_combo.addItem(name)
             self.model_combo.setItemData(self.model_combo.count() - 1, folder, Qt.ToolTipRole)
+        self.model_combo.currentTextChanged.connect(self._update_hand_placeholders)
         self.frames_spin = QSpinBox(self)
         self.frames_spin.setRange(8, 1800)
         self.frames_spin.setValue(DEFAULT_FRAMES)
@@ -451,6 +454,15 @@ class QtPromptPanel(QWidget):
                     w.setText(v)
         finally:
             self._writing_prompt = False
+
+    def _update_hand_placeholders(self) -> None:
+        """An empty Left/Right field shows what the diffusion model will read there: the clauses of
+        the prompt that name that hand (engine.diffusion.hand_texts), so the split is never hidden."""
+        derived = ("", "")
+        if (self.model_combo.currentText() or "diffusion") == "diffusion":
+            derived = derive_hand_texts(self.text_edit.toPlainText().strip())
+        for w, hand, text in ((self.left_edit, "left", derived[0]), (self.right_edit, "right", derived[1])):
+            w.setPlaceholderText(f"from the prompt: {text}" if text else f"{hand} hand (optional)")
 
     def _on_constraints_change(self, event=None) -> None:
         doc = self.document

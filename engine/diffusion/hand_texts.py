@@ -1,0 +1,103 @@
+"""Per-hand texts from a whole-motion prompt: "the right hand waves while the left holds still" ->
+left "the left holds still", right "the right hand waves".
+
+The denoiser conditions on three texts (whole, left, right). Every training clip has all three, and
+the left/right branches are dropped together in under 2 % of training samples, so a prompt with
+only the whole text is nearly out of distribution: measured with diffusion v2, "the right hand
+waves while the left hand holds still" moved both hands equally (0.145 vs 0.142 m/s) until the
+Left/Right fields were filled. These pure functions fill empty branch fields from the whole text
+the way the corpus writes them: each clause goes to the hand it names (clauses naming both hands,
+or "hands"/"clap"/"together", to both), and a hand no clause names "stays still".
+"""
+from __future__ import annotations
+
+import re
+
+from engine.motion.clip import Prompt
+
+STILL = {"left": "The left hand stays still.", "right": "The right hand stays still."}
+
+# clause boundaries: sentence ends and commas/semicolons (kept with the clause before them), and the
+# connectives captions join actions with (kept at the start of the clause after them); "and then" is one
+_CONNECTIVE = r"(?:and\s+)?(?:then|finally|after that|afterwards|later)|while|whereas|as|but|and|meanwhile|at the same time"
+_BOUNDARY = re.compile(rf"(?<=[.;!?,])\s*|(?<!\band)\s+(?=(?:{_CONNECTIVE})\b)", re.IGNORECASE)
+_LEADING = re.compile(rf"^(?:{_CONNECTIVE})\b\s*", re.IGNORECASE)
+_DET = r"(?:the|their|your|his|her|my|its|one's|with|a)"
+_PART = r"(?:hand|hands|palm|fist|thumb|index|middle|ring|little|pinky|fingers?|fingertips?|wrist|one|side)"
+
+
+def _side(word: str) -> re.Pattern:
+    # "left"/"right" as a hand: "their right", "the right hand", "right-hand", "right palm"; not
+    # "right away" or "left behind"
+    return re.compile(rf"\b{_DET}\s+{word}\b|\b{word}[- ]{_PART}\b", re.IGNORECASE)
+
+
+_LEFT, _RIGHT = _side("left"), _side("right")
+_BOTH = re.compile(r"\b(?:both|hands|each other|together|clap|claps|clapping|applaud\w*|other hand|two hands"
+                   r"|interlock\w*|rub\w* (?:the|their|your) palms)\b", re.IGNORECASE)
+
+
+def clauses(text: str) -> list[str]:
+    """Split a prompt into clauses at sentence ends, commas and connectives ("while", "and", "then").
+    Each clause keeps its trailing punctuation and leading connective, so joining them with spaces
+    gives the text back."""
+    parts = [p.strip() for p in _BOUNDARY.split(text)]
+    return [p for p in parts if re.search(r"[A-Za-z]", p)]
+
+
+def clause_hands(clause: str) -> set[str]:
+    """Which hands a clause names: {"left"}, {"right"}, both, or set() when it names none."""
+    left, right = bool(_LEFT.search(clause)), bool(_RIGHT.search(clause))
+    if (left and right) or (not left and not right and _BOTH.search(clause)):
+        return {"left", "right"}
+    return {h for h, named in (("left", left), ("right", right)) if named}
+
+
+def _sentence(parts: list[str]) -> str:
+    """Clauses in their original order -> one sentence: no leading connective, capital, full stop."""
+    text = _LEADING.sub("", " ".join(parts)).rstrip(" ,;")
+    if not text:
+        return ""
+    return text[:1].upper() + text[1:] + ("" if text[-1] in ".!?" else ".")
+
+
+def derive_hand_texts(text: str) -> tuple[str, str]:
+    """Whole-motion text -> (left text, right text). A clause naming no hand belongs with the clause
+    before it (or the next one when it comes first). ("", "") when no clause names a hand: the
+    branches are then better left empty than guessed."""
+    cs = clauses(text)
+    owners = [clause_hands(c) for c in cs]
+    if not any(owners):
+        return "", ""
+    for i, o in enumerate(owners):  # forward fill, then backward fill the leading unnamed clauses
+        if not o and i > 0:
+            owners[i] = owners[i - 1]
+    first = next(o for o in owners if o)
+    owners = [o or first for o in owners]
+    out = {}
+    for hand in ("left", "right"):
+        mine = [c for c, o in zip(cs, owners) if hand in o]
+        out[hand] = _sentence(mine) if mine else STILL[hand]
+    return out["left"], out["right"]
+
+
+_SIDE_WORD = re.compile(r"\b(left|right)\b", re.IGNORECASE)
+
+
+def mirror_text(text: str) -> str:
+    """The caption of the mirror-image motion: "left" <-> "right" (whole words, case kept)."""
+    def swap(m: re.Match) -> str:
+        w = m.group(0)
+        new = "right" if w.lower() == "left" else "left"
+        return new.upper() if w.isupper() else new.capitalize() if w[0].isupper() else new
+    return _SIDE_WORD.sub(swap, text)
+
+
+def fill_hand_texts(prompt: Prompt) -> Prompt:
+    """Fill the empty Left/Right fields of a prompt from its whole text (fields the user wrote are kept)."""
+    if not prompt.text or (prompt.left and prompt.right):
+        return prompt
+    left, right = derive_hand_texts(prompt.text)
+    if not left and not right:
+        return prompt
+    return Prompt(prompt.text, prompt.left or left, prompt.right or right)

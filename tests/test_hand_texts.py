@@ -1,0 +1,119 @@
+"""Which hand a text names: Left/Right fields derived from a whole-motion prompt, and the mirror
+augmentation that trains the model on the mirror image of every window (hands, x and the words
+"left"/"right" swapped together)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.diffusion.hand_texts import STILL, clause_hands, clauses, derive_hand_texts, fill_hand_texts, mirror_text
+from engine.diffusion.representation import clip_to_tensor, keypoints_from_rep, mirror_keypoints, mirror_rep
+from engine.motion.clip import Prompt
+from test_diffusion import TINY, random_clip, random_model, tiny_corpus
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    from engine.diffusion.text_encoder import shared_text_encoder
+    return shared_text_encoder()
+
+
+@pytest.fixture(scope="module")
+def hands():
+    from engine.hands import default_hands_cpu
+    return default_hands_cpu()
+
+
+# --- deriving Left/Right from the whole text ---------------------------------------------------
+@pytest.mark.parametrize("text, left, right", [
+    ("the right hand waves while the left hand holds still", "The left hand holds still.", "The right hand waves."),
+    ("wave with your right hand", STILL["left"], "Wave with your right hand."),
+    ("Someone shows a V sign with their left hand.", "Someone shows a V sign with their left hand.", STILL["right"]),
+    # a clause naming no hand stays with its neighbour; "and" inside one action does not split hands
+    ("The performer pinches the thumb and middle finger of their left hand together",
+     "The performer pinches the thumb and middle finger of their left hand together.", STILL["right"]),
+    # both-hand clauses go to both; a later one-hand clause only to its hand
+    ("Someone first gives a clap and finally touches the thumb of their right hand to each fingertip",
+     "Someone first gives a clap.",
+     "Someone first gives a clap and finally touches the thumb of their right hand to each fingertip."),
+    ("left hand makes a fist, then the right hand points", "Left hand makes a fist.", "Then the right hand points."
+     .replace("Then the", "The")),
+])
+def test_derive_hand_texts(text, left, right):
+    assert derive_hand_texts(text) == (left, right)
+
+
+def test_no_hand_named_leaves_the_branches_empty():
+    # "right away" is not a hand; nothing named: better empty than guessed
+    assert derive_hand_texts("make a fist") == ("", "")
+    assert derive_hand_texts("right away, make a fist") == ("", "")
+    assert clause_hands("clap both hands twice") == {"left", "right"}
+    assert clauses("a, b while c and then d.") == ["a,", "b", "while c", "and then d."]
+
+
+def test_fill_keeps_what_the_user_wrote():
+    p = fill_hand_texts(Prompt("the right hand waves while the left hand holds still", left="left fist"))
+    assert p == Prompt("the right hand waves while the left hand holds still", "left fist", "The right hand waves.")
+    full = Prompt("wave with the left hand", "a", "b")
+    assert fill_hand_texts(full) is full
+    assert fill_hand_texts(Prompt("", "", "wave")) == Prompt("", "", "wave")  # no whole text: nothing to derive
+
+
+def test_pipeline_uses_derived_texts_and_can_be_switched_off(encoder, hands):
+    from engine.diffusion.pipeline import DiffusionPipeline
+    pipe = DiffusionPipeline(random_model(), encoder, hands, steps=3)
+    text = "the right hand waves while the left hand holds still"
+    derived = pipe.generate(text, frames=20, seed=3).joints
+    explicit = pipe.generate(Prompt(text, "The left hand holds still.", "The right hand waves."), frames=20, seed=3).joints
+    np.testing.assert_array_equal(derived, explicit)
+    pipe.hand_texts = False
+    assert not np.allclose(pipe.generate(text, frames=20, seed=3).joints, derived)
+
+
+# --- mirror augmentation -----------------------------------------------------------------------
+def test_mirror_text_swaps_sides_and_keeps_case():
+    assert mirror_text("The Left hand moves right of the RIGHT one, leftover") == \
+        "The Right hand moves left of the LEFT one, leftover"
+    assert mirror_text(mirror_text("the left hand claps the right")) == "the left hand claps the right"
+
+
+def test_mirror_rep_is_the_mirror_image_under_fk(hands):
+    clip = random_clip(12, seed=4)
+    x = clip_to_tensor(clip)[None].double().float()
+    betas = torch.as_tensor(clip.betas)[None]
+    j = keypoints_from_rep(hands, x, betas)
+    jm = keypoints_from_rep(hands, mirror_rep(x), betas.flip(1))
+    assert torch.allclose(jm, mirror_keypoints(j), atol=1e-5)
+    assert torch.equal(mirror_rep(mirror_rep(x)), x)
+    assert not torch.allclose(jm, j, atol=1e-3)
+
+
+def test_dataset_mirrors_windows_and_captions(encoder, hands):
+    from engine.training.train_diffusion import dataset_from_clips
+    clips = tiny_corpus(4, T=20)
+    ds = dataset_from_clips(clips, text_encoder=encoder, mirror=True)
+    ds.compute_keypoints(hands)
+    idx = torch.arange(4)
+    plain = ds.batch(idx, torch.Generator().manual_seed(0))
+    mirrored = ds.batch(idx, torch.Generator().manual_seed(0), p_mirror=1.0)
+    assert torch.equal(mirrored["x"], mirror_rep(plain["x"]))
+    assert torch.equal(mirrored["keypoints"], mirror_keypoints(plain["keypoints"]))
+    assert torch.equal(mirrored["betas"], plain["betas"].flip(1))
+    # clip 0 is "the left hand opens" in the whole and left fields; its mirror names the right hand in
+    # the whole and right fields, and its left field is empty
+    want, _ = encoder.encode(["the right hand opens"])
+    n = int(mirrored["token_mask"][0, 0].sum())
+    assert torch.allclose(mirrored["tokens"][0, 0, :n], want[0, :n]) and torch.equal(
+        mirrored["tokens"][0, 2, :n], mirrored["tokens"][0, 0, :n])
+    assert not mirrored["token_mask"][0, 1].any()
+    with pytest.raises(ValueError, match="mirror=True"):
+        dataset_from_clips(clips, text_encoder=encoder).batch(idx, torch.Generator(), p_mirror=0.5)
+
+
+def test_training_with_mirror_loss_falls(encoder, hands, tmp_path):
+    from engine.training.train_diffusion import TrainConfig, dataset_from_clips, train_iter
+    ds = dataset_from_clips(tiny_corpus(32, T=20), text_encoder=encoder, mirror=True)
+    cfg = TrainConfig(steps=30, batch=16, lr=3e-3, warmup=3, ckpt_every=10 ** 6, threads=1, device="cpu", p_mirror=0.5)
+    total = [i["loss"]["total"] for i in train_iter(ds, tmp_path / "run", TINY, cfg, hands=hands)]
+    assert np.mean(total[-5:]) < 0.8 * np.mean(total[:5])
