@@ -187,3 +187,21 @@ def test_evaluate_diffusion_needs_four_test_prompts(tmp_path, tiny_models):
     data = _small_corpus(tmp_path / "c", 3)
     with pytest.raises(ValueError, match="has 3 usable prompts .* needs at least 4"):
         next(evaluate_diffusion_iter(data, *tiny_models))
+
+
+def test_handedness_accuracy_counts_the_busy_hand():
+    from engine.evaluation.metrics import hand_activity, handedness_accuracy
+    rng = np.random.default_rng(0)
+    T = 20
+    still = np.zeros((T, 21, 3))
+    moving = np.cumsum(rng.normal(0, 0.01, (T, 21, 3)), axis=0)
+    left_busy = np.stack([moving, still], 1)  # (T, 2, 21, 3)
+    right_busy = np.stack([still, moving], 1)
+    both = np.stack([moving, moving * 0.9], 1)  # not one-handed: left out of the count
+    ref = np.stack([left_busy, right_busy, both])
+    assert hand_activity(ref).shape == (3, 2) and hand_activity(ref)[0, 1] == 0
+    assert handedness_accuracy(ref, ref) == {"acc": 1.0, "n": 2}
+    swapped = np.stack([right_busy, right_busy, both])
+    assert handedness_accuracy(swapped, ref) == {"acc": 0.5, "n": 2}
+    r = handedness_accuracy(np.stack([both]), np.stack([both]))
+    assert r["n"] == 0 and np.isnan(r["acc"])
