@@ -138,6 +138,15 @@ def test_seam_spike_detected_at_boundaries_only():
     assert M.seam_spike_ratio(far, [20, 40]) < 2
     assert np.isnan(M.seam_spike_ratio(smooth, []))
     assert M.seam_ratio(smooth, []) == 1.0  # the older helper keeps its meaning
+    for b in ("frame", "window"):
+        assert M.seam_spike_ratio(spiky, [20], baseline=b) > 10 and M.seam_spike_ratio(far, [20, 40], baseline=b) < 2
+    # noisy motion with no seam at all: a 5-frame peak over the one-frame median is well above 1,
+    # over the median 5-frame peak it is about 1
+    noisy = np.cumsum(np.random.default_rng(0).normal(0, 1e-3, (T, 21, 3)), 0)
+    assert M.seam_spike_ratio(noisy, [30]) > M.seam_spike_ratio(noisy, [30], baseline="window")
+    assert 0.5 < M.seam_spike_ratio(noisy, [30], baseline="window") < 1.6
+    with pytest.raises(ValueError, match="baseline"):
+        M.seam_spike_ratio(noisy, [30], baseline="clip")
 
 
 # --- the constraint eval through the pipeline --------------------------------------------------
@@ -186,6 +195,7 @@ def test_constraint_eval_exact_on_an_untrained_model(corpus_dir, tiny_checkpoint
     assert "seam_ratio" not in rows["lock_left"]  # locked on every frame: no boundary in time
     assert np.isfinite(rows["inbetween"]["seam_ratio"]) and "seam" in rows["continue"]["targets"]
     assert np.isfinite(rows["continue"]["seam_ratio_gt"])  # the data's own ratio at the same frames
+    assert np.isfinite(rows["continue"]["seam_w_ratio"]) and np.isfinite(rows["continue"]["seam_w_ratio_gt"])
     assert "locked_max" not in rows[GROUND_TRUTH] and rows[GROUND_TRUTH]["limit_frac"] >= 0
     for kind in (*KINDS, UNCONSTRAINED, GROUND_TRUTH):
         assert f"| {kind} |" in last["table"]
@@ -233,22 +243,25 @@ def test_steps_curve_rows(tiny_checkpoint, monkeypatch):
     prompts = [Prompt(f"the {('left', 'right')[i % 2]} hand {('opens', 'closes', 'waves', 'taps')[i % 4]}")
                for i in range(32)]
     gt = np.random.default_rng(0).normal(0, 0.05, (32, 20, 2, 21, 3)).astype(np.float32)
-    monkeypatch.setattr(run, "load_eval_set", lambda data, n, evaluator=None, split="test": (prompts, gt, ev))
+    monkeypatch.setattr(run, "load_eval_set",
+                        lambda data, n, evaluator=None, split="test", whole_only=False: (prompts, gt, ev))
     assert run.step_counts("1, 2") == [1, 2]
     items = list(run.steps_curve_iter("unused", [1, 2], model=tiny_checkpoint))
     last = items[-1]
     assert list(last["rows"]) == ["1", "2"] and len(items) == 2 * 32 + 1
     for r in last["rows"].values():
-        assert set(r) == {"R@1", "R@2", "R@3", "FID", "MM-Dist", "s/clip"} and r["s/clip"] > 0
+        assert set(r) == {"R@1", "R@2", "R@3", "FID", "MM-Dist", "Hand acc", "s/clip"} and r["s/clip"] > 0
         assert 0 <= r["R@1"] <= r["R@2"] <= r["R@3"] <= 1
     assert last["table"].startswith("| steps | R@1")
     # the guidance sweep: same prompts, steps at the default; guidance 1 (conditional only) and
     # 3 give different motions, so their rows differ; the split reaches load_eval_set
     seen = []
     monkeypatch.setattr(run, "load_eval_set",
-                        lambda data, n, evaluator=None, split="test": seen.append(split) or (prompts, gt, ev))
-    last = list(run.sweep_iter("unused", "guidance", [1.0, 3.0], model=tiny_checkpoint, split="val"))[-1]
-    assert seen == ["val"] and list(last["rows"]) == ["1", "3"] and last["param"] == "guidance"
+                        lambda data, n, evaluator=None, split="test", whole_only=False:
+                        seen.append((split, whole_only)) or (prompts, gt, ev))
+    last = list(run.sweep_iter("unused", "guidance", [1.0, 3.0], model=tiny_checkpoint, split="val",
+                               whole_only=True))[-1]
+    assert seen == [("val", True)] and list(last["rows"]) == ["1", "3"] and last["param"] == "guidance"
     assert last["rows"]["1"]["FID"] != last["rows"]["3"]["FID"]
     assert last["table"].startswith("| guidance | R@1")
     assert run.guidance_scales("1.5, 4") == [1.5, 4.0]
