@@ -16,6 +16,13 @@ With ``ema=True`` (default) the codebook is not a trained parameter: it follows 
 moving average of the encoder outputs assigned to each code (the standard replacement for the
 codebook term, which is then only logged), and codes whose usage decays below
 ``dead_threshold`` are reset to random encoder outputs of the current batch.
+
+Residual trajectory levels (``traj_levels`` > 1, our addition): one 9-bit token per 8 frames
+cannot hold an absolute wrist path to the issue's 10 mm (bench/shift_rate.py; docs/clutch.md), so
+each trajectory stream may quantise its latent with L codebooks in turn, each coding what the
+previous ones left (residual VQ). Every level is its own token stream for the LM
+(``streams``: tl, tl2, .. tlL, pl, tr, tr2, .., pr): coarse before fine at each step, each with its
+own id range, so the vocabulary, constrained decoding and refinement need no special case.
 """
 from __future__ import annotations
 
@@ -80,19 +87,32 @@ class ShiftConfig:
     ema_decay: float = 0.99
     dead_threshold: float = 0.03  # EMA assignments per step below which a code is reset
     w_vel: float = 0.5  # velocity loss weight (normalised units)
+    w_transl: float = 1.0  # weight of the wrist-translation channels in the reconstruction loss
+    traj_levels: int = 1  # residual codebooks per trajectory stream (1 = the paper's one token per step)
     frames: int = 60  # training window
 
     def __post_init__(self):
         layout_parts(self.layout)
-        for name in ("codebook_size", "code_dim", "width", "frames"):
+        for name in ("codebook_size", "code_dim", "width", "frames", "traj_levels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
         if not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1); got {self.ema_decay}")
+        if self.traj_levels > 1 and self.layout != "shift":
+            raise ValueError(f"traj_levels > 1 needs the 'shift' layout (trajectory streams); got {self.layout!r}")
+        if self.w_transl <= 0:
+            raise ValueError(f"w_transl must be > 0; got {self.w_transl}")
+
+    @property
+    def levels(self) -> dict[str, tuple[str, ...]]:
+        """Encoder part -> its token streams: the part itself, then its residual levels 2..L."""
+        return {p: (p,) + tuple(f"{p}{k}" for k in range(2, (self.traj_levels if p in ("tl", "tr") else 1) + 1))
+                for p in layout_parts(self.layout)}
 
     @property
     def streams(self) -> tuple[str, ...]:
-        return tuple(layout_parts(self.layout))
+        """Token streams in interleaving order (one token each per step)."""
+        return tuple(s for lv in self.levels.values() for s in lv)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -251,15 +271,47 @@ class ShiftTokenizer(nn.Module):
         self.parts = layout_parts(config.layout)
         self.encoders = nn.ModuleDict({s: Encoder(len(ch), config) for s, ch in self.parts.items()})
         self.decoders = nn.ModuleDict({s: Decoder(len(ch), config) for s, ch in self.parts.items()})
-        self.quantizers = nn.ModuleDict({s: Quantizer(config) for s in self.parts})
+        self.levels = config.levels
+        self.quantizers = nn.ModuleDict({s: Quantizer(config) for s in config.streams})
         for s, ch in self.parts.items():
             self.register_buffer(f"channels_{s}", torch.tensor(ch, dtype=torch.long), persistent=False)
         self.register_buffer("x_mean", torch.zeros(2, HAND_CHANNELS))
         self.register_buffer("x_std", torch.ones(2, HAND_CHANNELS))
+        w = torch.ones(2, HAND_CHANNELS)
+        w[:, NUM_ROT_CHANNELS:] = config.w_transl
+        self.register_buffer("recon_weight", w / w.mean(), persistent=False)  # mean 1: w_transl 1 = plain MSE
 
     @property
     def streams(self) -> tuple[str, ...]:
-        return tuple(self.parts)
+        """Token streams (``ShiftConfig.streams``): the encoder parts and their residual levels."""
+        return self.config.streams
+
+    def quantize(self, part: str, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict]:
+        """One part's latent (B, D, N) -> (straight-through quantised latent, codes {stream: (B, N)},
+        losses {codebook, commit}). With residual levels each codebook quantises what the previous
+        ones left (EMA updates on the detached residual); the commitment pulls the encoder output
+        towards the sum of all levels."""
+        names = self.levels[part]
+        if len(names) == 1:
+            st, codes, losses = self.quantizers[part](z)
+            return st, {part: codes}, losses
+        residual, total, codes, codebook = z.detach(), torch.zeros_like(z), {}, z.new_zeros(())
+        for s in names:
+            _, codes[s], lv = self.quantizers[s](residual)
+            q = self.quantizers[s].lookup(codes[s])
+            total, residual, codebook = total + q, residual - q, codebook + lv["codebook"]
+        losses = {"codebook": codebook, "commit": F.mse_loss(z, total.detach())}
+        return z + (total - z).detach(), codes, losses
+
+    def nearest_codes(self, part: str, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Inference: one part's latent (B, D, N) -> codes {stream: (B, N)} (residual over the levels)."""
+        B, D, N = z.shape
+        residual, out = z.transpose(1, 2).reshape(-1, D), {}
+        for s in self.levels[part]:
+            c = self.quantizers[s].nearest(residual)
+            out[s] = c.reshape(B, N)
+            residual = residual - self.quantizers[s].codebook[c]
+        return out
 
     def set_stats(self, x: torch.Tensor) -> None:
         """x (N, T, 2, 99) raw training clips -> store normalisation stats."""
@@ -307,10 +359,11 @@ class ShiftTokenizer(nn.Module):
         x_n = self.normalize(x)
         z = self.latents(x_n)
         zq, codes, vq = {}, {}, {}
-        for s in self.parts:
-            zq[s], codes[s], vq[s] = self.quantizers[s](z[s])
+        for p in self.parts:
+            zq[p], c, vq[p] = self.quantize(p, z[p])
+            codes.update(c)
         y_n = self.decode_latents(zq, T)
-        losses = {"recon": F.mse_loss(y_n, x_n),
+        losses = {"recon": ((y_n - x_n) ** 2 * self.recon_weight).mean(),
                   "vel": F.mse_loss(y_n.diff(dim=1), x_n.diff(dim=1)) if T > 1 else y_n.sum() * 0}
         losses["codebook"] = sum(vq[s]["codebook"] for s in self.parts)
         losses["commit"] = sum(vq[s]["commit"] for s in self.parts)
@@ -318,7 +371,7 @@ class ShiftTokenizer(nn.Module):
         losses["total"] = (losses["recon"] + c.w_vel * losses["vel"] + c.beta * losses["commit"]
                            + (0.0 if c.ema else losses["codebook"]))
         stats = {}
-        for s in self.parts:
+        for s in self.streams:
             stats[f"usage_{s}"], stats[f"perplexity_{s}"] = code_stats(codes[s], c.codebook_size)
             stats[f"reset_{s}"] = self.quantizers[s].last_reset
         return {"recon": self.denormalize(y_n), "codes": codes, "losses": losses, "stats": stats}
@@ -329,29 +382,28 @@ class ShiftTokenizer(nn.Module):
         self._check(x)
         z = self.latents(self.normalize(x))
         out = {}
-        for s in self.parts:
-            B, D, N = z[s].shape
-            out[s] = self.quantizers[s].nearest(z[s].transpose(1, 2).reshape(-1, D)).reshape(B, N)
+        for p in self.parts:
+            out.update(self.nearest_codes(p, z[p]))
         return out
 
     def decode(self, codes: dict[str, torch.Tensor], frames: int | None = None) -> torch.Tensor:
         """Codes {stream: (B, N)} -> raw motion (B, frames or 8N, 2, 99)."""
-        missing = [s for s in self.parts if s not in codes]
+        missing = [s for s in self.streams if s not in codes]
         if missing:
-            raise ValueError(f"codes are missing streams {missing}; need {list(self.parts)}")
+            raise ValueError(f"codes are missing streams {missing}; need {list(self.streams)}")
         K = self.config.codebook_size
-        for s in self.parts:
+        for s in self.streams:
             c = codes[s]
             if c.dim() != 2 or c.shape != codes[self.streams[0]].shape or c.shape[1] < 1:
                 raise ValueError(f"codes[{s!r}] must be (B, N>=1) like the other streams; got {tuple(c.shape)}")
             if c.min() < 0 or c.max() >= K:
                 raise ValueError(f"codes[{s!r}] must lie in 0..{K - 1}; got {int(c.min())}..{int(c.max())}")
-        z = {s: self.quantizers[s].lookup(codes[s]) for s in self.parts}
+        z = {p: sum(self.quantizers[s].lookup(codes[s]) for s in lv) for p, lv in self.levels.items()}
         return self.denormalize(self.decode_latents(z, frames))
 
     def decode_soft(self, weights: dict[str, torch.Tensor], frames: int | None = None) -> torch.Tensor:
         """(Gumbel) one-hot weights {stream: (B, N, K)} -> raw motion; differentiable in the weights."""
-        z = {s: self.quantizers[s].soft_lookup(weights[s]) for s in self.parts}
+        z = {p: sum(self.quantizers[s].soft_lookup(weights[s]) for s in lv) for p, lv in self.levels.items()}
         return self.denormalize(self.decode_latents(z, frames))
 
 

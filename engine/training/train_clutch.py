@@ -434,9 +434,11 @@ def fit_captions(captions: list[list[str]], vocab: MotionVocab, max_text_tokens:
     return out
 
 
-def build_clutch_vocab(data: ClipData, codebook_size: int, margin: int) -> MotionVocab:
+def build_clutch_vocab(data: ClipData, codebook_size: int, margin: int,
+                       streams: tuple[str, ...] | None = None) -> MotionVocab:
+    """The LM vocabulary: the corpus's text pieces + one id range per SHIFT token stream."""
     texts = [c for cs in data.captions for c in cs] + template_texts()
-    return MotionVocab(build_vocab(texts, margin), codebook_size)
+    return MotionVocab(build_vocab(texts, margin), codebook_size, *(() if streams is None else (tuple(streams),)))
 
 
 # --- stages 2-4: the language model ------------------------------------------------------------
@@ -505,7 +507,7 @@ def lm_iter(stage: str, data: ClipData, out_dir: str | Path, cfg: StageConfig | 
         lm = MotionLM(LMConfig.from_dict(state["lm_config"]), MotionVocab.load(state_dir))
         init_from = state.get("init", None if init_from is None else str(init_from))
     elif stage == "pretrain" and init_from is None:
-        vocab = build_clutch_vocab(data, shift.config.codebook_size, cfg.vocab_margin)
+        vocab = build_clutch_vocab(data, shift.config.codebook_size, cfg.vocab_margin, shift.streams)
         lm_cfg = lm_cfg if lm_cfg is not None else LMConfig()
         lm = (MotionLM.from_pretrained_t5(init_t5, vocab, max_input_tokens=lm_cfg.max_input_tokens,
                                           max_text_tokens=lm_cfg.max_text_tokens,
@@ -526,6 +528,9 @@ def lm_iter(stage: str, data: ClipData, out_dir: str | Path, cfg: StageConfig | 
     if vocab.codebook_size != shift.config.codebook_size:
         raise ValueError(f"LM motion vocabulary has {vocab.codebook_size} codes per stream; SHIFT has "
                          f"{shift.config.codebook_size}")
+    if vocab.streams != shift.streams:
+        raise ValueError(f"LM motion vocabulary has streams {list(vocab.streams)}; its SHIFT tokenizer has "
+                         f"{list(shift.streams)} (an LM's tokens are tied to the SHIFT it was trained with)")
     captions = fit_captions(data.captions, vocab, lm.config.max_text_tokens)  # data stays as given
     check_disk_space(stage_dir, lm)
     if shift_copy is not None:
