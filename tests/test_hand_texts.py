@@ -10,19 +10,7 @@ import torch
 from engine.diffusion.hand_texts import STILL, clause_hands, clauses, derive_hand_texts, fill_hand_texts, mirror_text
 from engine.diffusion.representation import clip_to_tensor, keypoints_from_rep, mirror_keypoints, mirror_rep
 from engine.motion.clip import Prompt
-from test_diffusion import TINY, random_clip, random_model, tiny_corpus
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    from engine.diffusion.text_encoder import shared_text_encoder
-    return shared_text_encoder()
-
-
-@pytest.fixture(scope="module")
-def hands():
-    from engine.hands import default_hands_cpu
-    return default_hands_cpu()
+from test_diffusion import TINY, encoder, hands, random_clip, random_model, tiny_corpus  # noqa: F401 (fixtures)
 
 
 # --- deriving Left/Right from the whole text ---------------------------------------------------
