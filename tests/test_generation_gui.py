@@ -92,9 +92,8 @@ def test_prompt_generate_adds_take_and_changes_meshes(window, qtbot):
     assert p.generate_button.isEnabled() and not p.no_model_label.isVisible()
     qtbot.keyClicks(p.text_edit, "the right hand waves")
     assert doc.prompt.text == "the right hand waves"
-    # the empty Left/Right fields show what the model will read there (the clause naming that hand)
-    assert p.right_edit.placeholderText() == "from the prompt: The right hand waves."
-    assert p.left_edit.placeholderText() == "from the prompt: The left hand stays still."
+    # one hand named: the model reads the text as it is, the Left/Right fields say they are optional
+    assert p.right_edit.placeholderText() == "right hand (optional)"
     before = window.viewport.render()
     steps = []
     p.sig_progress.connect(lambda s, of: steps.append((s, of)))
@@ -125,6 +124,19 @@ def test_prompt_generate_adds_take_and_changes_meshes(window, qtbot):
     assert window.takes_panel.delete_current() and len(doc.takes) == 1
     window.action_undo.trigger()
     assert [t.name for t in doc.takes] == ["Take 1", "waving"]
+
+
+def test_hand_parts_of_the_prompt_show_in_the_empty_fields(window, qtbot):
+    """A prompt that gives each hand its own part: the empty Left/Right fields show the part the
+    diffusion model will read there; a typed field is the user's and wins."""
+    p = window.prompt_panel
+    qtbot.keyClicks(p.text_edit, "the right hand waves while the left hand holds still")
+    assert p.left_edit.placeholderText() == "from the prompt: The left hand holds still."
+    assert p.right_edit.placeholderText() == "from the prompt: The right hand waves."
+    qtbot.keyClicks(p.left_edit, "left fist")
+    assert window.document.prompt.left == "left fist"  # the derived text is never written into the take
+    p.text_edit.clear()
+    assert p.right_edit.placeholderText() == "right hand (optional)"
 
 
 def test_cancel_stops_without_a_take(window, qtbot):

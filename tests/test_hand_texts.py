@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.diffusion.hand_texts import STILL, clause_hands, clauses, derive_hand_texts, fill_hand_texts, mirror_text
+from engine.diffusion.hand_texts import clause_hands, clauses, derive_hand_texts, fill_hand_texts, mirror_text
 from engine.diffusion.representation import clip_to_tensor, keypoints_from_rep, mirror_keypoints, mirror_rep
 from engine.motion.clip import Prompt
 from test_diffusion import TINY, encoder, hands, random_clip, random_model, tiny_corpus  # noqa: F401 (fixtures)
@@ -16,27 +16,30 @@ from test_diffusion import TINY, encoder, hands, random_clip, random_model, tiny
 # --- deriving Left/Right from the whole text ---------------------------------------------------
 @pytest.mark.parametrize("text, left, right", [
     ("the right hand waves while the left hand holds still", "The left hand holds still.", "The right hand waves."),
-    ("wave with your right hand", STILL["left"], "Wave with your right hand."),
-    ("Someone shows a V sign with their left hand.", "Someone shows a V sign with their left hand.", STILL["right"]),
-    # a clause naming no hand stays with its neighbour; "and" inside one action does not split hands
-    ("The performer pinches the thumb and middle finger of their left hand together",
-     "The performer pinches the thumb and middle finger of their left hand together.", STILL["right"]),
-    # both-hand clauses go to both; a later one-hand clause only to its hand
-    ("Someone first gives a clap and finally touches the thumb of their right hand to each fingertip",
-     "Someone first gives a clap.",
-     "Someone first gives a clap and finally touches the thumb of their right hand to each fingertip."),
-    ("left hand makes a fist, then the right hand points", "Left hand makes a fist.", "Then the right hand points."
-     .replace("Then the", "The")),
+    # "and" inside one hand's action does not split it; the leading connective goes
+    ("the left hand pinches the thumb and middle finger together while the right hand waves",
+     "The left hand pinches the thumb and middle finger together.", "The right hand waves."),
+    # a both-hands clause goes to both, each one-hand clause only to its hand
+    ("both hands clap, then the left hand makes a fist and the right hand points",
+     "Both hands clap, then the left hand makes a fist.", "Both hands clap, and the right hand points."),
+    ("left hand makes a fist, then the right hand points", "Left hand makes a fist.", "The right hand points."),
 ])
 def test_derive_hand_texts(text, left, right):
     assert derive_hand_texts(text) == (left, right)
 
 
-def test_no_hand_named_leaves_the_branches_empty():
-    # "right away" is not a hand; nothing named: better empty than guessed
-    assert derive_hand_texts("make a fist") == ("", "")
-    assert derive_hand_texts("right away, make a fist") == ("", "")
+@pytest.mark.parametrize("text", [
+    "make a fist", "right away, make a fist",  # no hand named ("right away" is not a hand)
+    "wave with your right hand", "Someone shows a V sign with their left hand.",  # one hand: read as it is
+    "clap both hands twice", "Someone first gives a clap and finally touches the thumb of their right hand to each fingertip",
+])
+def test_texts_without_a_part_for_each_hand_stay_whole(text):
+    assert derive_hand_texts(text) == ("", "")
+
+
+def test_clauses_and_their_hands():
     assert clause_hands("clap both hands twice") == {"left", "right"}
+    assert clause_hands("the right palm turns") == {"right"} and clause_hands("right away") == set()
     assert clauses("a, b while c and then d.") == ["a,", "b", "while c", "and then d."]
 
 
