@@ -434,11 +434,10 @@ def fit_captions(captions: list[list[str]], vocab: MotionVocab, max_text_tokens:
     return out
 
 
-def build_clutch_vocab(data: ClipData, codebook_size: int, margin: int,
-                       streams: tuple[str, ...] | None = None) -> MotionVocab:
-    """The LM vocabulary: the corpus's text pieces + one id range per SHIFT token stream."""
+def build_clutch_vocab(data: ClipData, shift: ShiftTokenizer, margin: int) -> MotionVocab:
+    """The LM vocabulary: the corpus's text pieces + one id range per token stream of ``shift``."""
     texts = [c for cs in data.captions for c in cs] + template_texts()
-    return MotionVocab(build_vocab(texts, margin), codebook_size, *(() if streams is None else (tuple(streams),)))
+    return MotionVocab(build_vocab(texts, margin), shift.config.codebook_size, shift.streams)
 
 
 # --- stages 2-4: the language model ------------------------------------------------------------
@@ -507,7 +506,7 @@ def lm_iter(stage: str, data: ClipData, out_dir: str | Path, cfg: StageConfig | 
         lm = MotionLM(LMConfig.from_dict(state["lm_config"]), MotionVocab.load(state_dir))
         init_from = state.get("init", None if init_from is None else str(init_from))
     elif stage == "pretrain" and init_from is None:
-        vocab = build_clutch_vocab(data, shift.config.codebook_size, cfg.vocab_margin, shift.streams)
+        vocab = build_clutch_vocab(data, shift, cfg.vocab_margin)
         lm_cfg = lm_cfg if lm_cfg is not None else LMConfig()
         lm = (MotionLM.from_pretrained_t5(init_t5, vocab, max_input_tokens=lm_cfg.max_input_tokens,
                                           max_text_tokens=lm_cfg.max_text_tokens,
