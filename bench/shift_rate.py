@@ -70,22 +70,21 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 30, seed: int = 0) -> torch.Ten
     return c
 
 
-def anchor_codebooks(anchors: torch.Tensor, k: int, levels: int) -> list[torch.Tensor]:
-    """Residual k-means codebooks for per-clip anchors (N, 3)."""
-    books, residual = [], anchors
-    for level in range(levels):
-        c = kmeans(residual, k, seed=level)
-        books.append(c)
-        residual = residual - c[torch.cdist(residual, c).argmin(1)]
-    return books
-
-
 def quantise_anchor(anchors: torch.Tensor, books: list[torch.Tensor]) -> torch.Tensor:
+    """Anchors (N, 3) -> their residual quantisation through ``books`` (each codes what the previous left)."""
     total, residual = torch.zeros_like(anchors), anchors
     for c in books:
         q = c[torch.cdist(residual, c).argmin(1)]
         total, residual = total + q, residual - q
     return total
+
+
+def anchor_codebooks(anchors: torch.Tensor, k: int, levels: int) -> list[torch.Tensor]:
+    """Residual k-means codebooks for per-clip anchors (N, 3): level L fits what levels < L leave."""
+    books: list[torch.Tensor] = []
+    for level in range(levels):
+        books.append(kmeans(anchors - quantise_anchor(anchors, books), k, seed=level))
+    return books
 
 
 def relative(x: torch.Tensor, books: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
