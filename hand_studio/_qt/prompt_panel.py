@@ -463,6 +463,8 @@ class QtPromptPanel(QWidget):
             derived = derive_hand_texts(self.text_edit.toPlainText().strip())
         for w, hand, text in ((self.left_edit, "left", derived[0]), (self.right_edit, "right", derived[1])):
             w.setPlaceholderText(f"from the prompt: {text}" if text else f"{hand} hand (optional)")
+            w.setToolTip(f"Empty: the model reads \"{text}\" here (from the prompt)" if text
+                         else f"What the {hand} hand does (optional)")  # the placeholder is cut in a narrow dock
 
     def _on_constraints_change(self, event=None) -> None:
         doc = self.document
