@@ -332,6 +332,31 @@ def test_training_loss_falls(dataset, hands, tmp_path):
     assert config["meta"]["steps"] == 30 and model.config == TINY
 
 
+def test_tip_pair_loss_weighs_touching_fingertips():
+    from engine.training.train_diffusion import TIP_PAIRS, tip_pair_loss
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(2, 5, 2, 21, 3, generator=g) * 0.05
+    assert tip_pair_loss(ref, ref).item() == 0.0
+    shifted = ref + torch.tensor([0.3, -0.2, 0.1])  # the same hand moved whole: no pair changes
+    assert tip_pair_loss(shifted, ref).item() < 1e-8
+    assert len(TIP_PAIRS) == 10
+    pinch = ref.clone()
+    pinch[..., 17, :] = pinch[..., 16, :] + 0.005  # index tip 8.7 mm from the thumb tip
+    apart = ref.clone()
+    apart[..., 17, :] = apart[..., 16, :] + 0.05  # 8.7 cm apart
+    moved = lambda r: r.clone().index_add_(-2, torch.tensor([17]), torch.full(r.shape[:-2] + (1, 3), 0.01))  # noqa: E731
+    # the same 1.7 cm error of the index tip costs several times more where it touches the thumb
+    assert tip_pair_loss(moved(pinch), pinch) > 4 * tip_pair_loss(moved(apart), apart)
+
+
+def test_tip_loss_trains_and_is_checked(dataset, hands, tmp_path):
+    items = _train(dataset, tmp_path / "run", 12, hands, w_tips=2.0)
+    tips = [i["loss"]["tips"] for i in items]
+    assert items[0]["loss"]["total"] > items[0]["loss"]["param"] and np.mean(tips[-3:]) < np.mean(tips[:3])
+    from engine.training.train_diffusion import main
+    assert main(["--data", str(tmp_path), "--out", str(tmp_path / "x"), "--w-tips", "-1"]) == 2
+
+
 def test_resume_identical(dataset, hands, tmp_path):
     from engine.training.train_diffusion import TrainConfig, train_iter
     straight = _train(dataset, tmp_path / "a", 8, hands)

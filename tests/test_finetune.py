@@ -57,7 +57,7 @@ def test_finetune_from_checkpoint(base, data, hands, tmp_path):
     assert torch.equal(raw["x_mean"], base_model.x_mean) and torch.equal(raw["x_std"], base_model.x_std)
     assert torch.allclose(tuned.x_mean, base_model.x_mean, atol=1e-6)  # the EMA copy: within rounding
     assert not torch.equal(tuned.motion_out.weight, base_model.motion_out.weight)
-    assert set(items[-1]["val"]) == {"param", "joints", "vel", "acc", "total"}
+    assert set(items[-1]["val"]) == {"param", "joints", "vel", "acc", "tips", "total"}
     with pytest.raises(td.TrainingError, match=r"keeps the checkpoint's model config.*d_model 32 vs 64"):
         next(td.train_iter(data[0], tmp_path / "x", replace(TINY, d_model=64), CFG, init_from=base))
     wrong = DenoiserConfig(frames=60, patch=2, d_model=32, layers=1, heads=2, ffn=64)
