@@ -147,6 +147,14 @@ def test_seam_spike_detected_at_boundaries_only():
     assert 0.5 < M.seam_spike_ratio(noisy, [30], baseline="window") < 1.6
     with pytest.raises(ValueError, match="baseline"):
         M.seam_spike_ratio(noisy, [30], baseline="clip")
+    # the absolute peak at the seam: the pop shows against the smooth clip's own peak there; a
+    # calmer clip elsewhere does not change it (unlike the ratios, whose median it moves)
+    assert M.seam_peak(spiky, [20]) > 10 * M.seam_peak(smooth, [20])
+    calm_after = spiky.copy()
+    calm_after[30:] = calm_after[29]
+    assert M.seam_peak(calm_after, [20]) == M.seam_peak(spiky, [20])
+    assert M.seam_spike_ratio(calm_after, [20], baseline="window") > M.seam_spike_ratio(spiky, [20], baseline="window")
+    assert np.isnan(M.seam_peak(smooth, []))
 
 
 # --- the constraint eval through the pipeline --------------------------------------------------
@@ -196,6 +204,7 @@ def test_constraint_eval_exact_on_an_untrained_model(corpus_dir, tiny_checkpoint
     assert np.isfinite(rows["inbetween"]["seam_ratio"]) and "seam" in rows["continue"]["targets"]
     assert np.isfinite(rows["continue"]["seam_ratio_gt"])  # the data's own ratio at the same frames
     assert np.isfinite(rows["continue"]["seam_w_ratio"]) and np.isfinite(rows["continue"]["seam_w_ratio_gt"])
+    assert rows["continue"]["seam_vs_gt"] > 0 and 0 <= rows["continue"]["seam_vs_gt_over_1_5"] <= 1
     assert "locked_max" not in rows[GROUND_TRUTH] and rows[GROUND_TRUTH]["limit_frac"] >= 0
     for kind in (*KINDS, UNCONSTRAINED, GROUND_TRUTH):
         assert f"| {kind} |" in last["table"]

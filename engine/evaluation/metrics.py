@@ -264,6 +264,29 @@ def keep_boundaries(keep_mask: np.ndarray) -> list[int]:
     return [int(f) + 1 for f in np.flatnonzero(changed)]
 
 
+def _peak_acceleration(joints: np.ndarray) -> np.ndarray:
+    """(T, ..., 3) -> (T-2,) the largest keypoint acceleration magnitude at frames 1..T-2."""
+    return np.linalg.norm(np.diff(joints, 2, axis=0), axis=-1).reshape(len(joints) - 2, -1).max(1)
+
+
+def _near(boundaries: list[int], radius: int, n: int) -> list[int]:
+    """Indices into ``_peak_acceleration``'s output within ``radius`` frames of any boundary."""
+    return sorted({f - 1 for s in boundaries for f in range(s - radius, s + radius + 1) if 0 <= f - 1 < n})
+
+
+def seam_peak(joints: np.ndarray, boundaries: list[int], radius: int = 2) -> float:
+    """Peak keypoint acceleration (m / frame^2) within ``radius`` frames of any boundary; NaN without
+    boundaries. Divided by the reference's own peak at the same frames it asks "does the seam jerk
+    more than real motion does there", free of the clip's median, which a calmer (or busier)
+    generation elsewhere moves. joints (T, ..., 3) metres."""
+    joints = np.asarray(joints, np.float64)
+    if joints.ndim < 2 or joints.shape[-1] != 3 or len(joints) < 3:
+        raise ValueError(f"joints must be (T >= 3, ..., 3); got {joints.shape}")
+    acc = _peak_acceleration(joints)
+    near = _near(boundaries, radius, len(acc))
+    return float(acc[near].max()) if near else float("nan")
+
+
 def seam_spike_ratio(joints: np.ndarray, boundaries: list[int], radius: int = 2, baseline: str = "frame") -> float:
     """Peak keypoint acceleration at the frames within ``radius`` of any boundary, over the clip's
     median (unitless; 1 = no spike, target <= 2). NaN without boundaries.
@@ -281,8 +304,8 @@ def seam_spike_ratio(joints: np.ndarray, boundaries: list[int], radius: int = 2,
         raise ValueError(f"seam_spike_ratio needs at least 3 frames; got {len(joints)}")
     if baseline not in ("frame", "window"):
         raise ValueError(f"baseline must be 'frame' or 'window'; got {baseline!r}")
-    acc = np.linalg.norm(np.diff(joints, 2, axis=0), axis=-1).reshape(len(joints) - 2, -1).max(1)  # (T-2,): f at f-1
-    near = sorted({f - 1 for s in boundaries for f in range(s - radius, s + radius + 1) if 0 <= f - 1 < len(acc)})
+    acc = _peak_acceleration(joints)
+    near = _near(boundaries, radius, len(acc))
     if not near:
         return float("nan")
     if baseline == "frame":
