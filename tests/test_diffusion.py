@@ -332,6 +332,45 @@ def test_training_loss_falls(dataset, hands, tmp_path):
     assert config["meta"]["steps"] == 30 and model.config == TINY
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_graph_step_matches_eager(encoder):
+    """On a GPU the guided step is a replayed CUDA graph: same result as the eager call, reused
+    across generations of the same shape, and the text encoder on the GPU gives the CPU's states."""
+    from engine.diffusion.pipeline import DiffusionPipeline
+    torch.manual_seed(0)
+    model = Denoiser(TINY)
+    torch.nn.init.normal_(model.motion_out.weight, std=0.02)
+    model = model.to("cuda")
+    cpu_states = encoder.encode(["clap both hands twice"])[0]
+    pipe = DiffusionPipeline(model, text_encoder=encoder.to("cuda"))
+    try:
+        assert torch.allclose(pipe.text_encoder.encode(["clap both hands twice"])[0], cpu_states, atol=1e-4)
+        x_t = torch.randn(1, TINY.frames, 2, 99, device="cuda")
+        cond, uncond = pipe.encode_prompts([Prompt("clap both hands twice")]), pipe.null_memory(1)
+        for g in (1.0, 2.5):
+            graphed = pipe._guided_step(x_t, cond, uncond, g)
+            for t in (999, 500, 0):
+                eager = pipe.guided_x0(x_t, t, cond, uncond, g)
+                assert torch.allclose(graphed(x_t, t), eager, atol=1e-5), (g, t)
+        a = pipe.generate("clap both hands twice", frames=TINY.frames, seed=1)
+        n = len(pipe._graphs)
+        b = pipe.generate("clap both hands twice", frames=TINY.frames, seed=1)
+        assert len(pipe._graphs) == n and np.array_equal(a.hand_pose, b.hand_pose)
+        pipe.cuda_graphs = False
+        c = pipe.generate("clap both hands twice", frames=TINY.frames, seed=1)
+        assert np.allclose(a.hand_pose, c.hand_pose, atol=1e-4)
+    finally:
+        encoder.to("cpu")
+
+
+def test_text_encoder_to_keeps_results_on_the_cpu(encoder):
+    a = encoder.encode(["wave the left hand"])[0]
+    encoder.to("cpu")
+    encoder._cache.clear()
+    b = encoder.encode(["wave the left hand"])[0]
+    assert encoder.device.type == "cpu" and b.device.type == "cpu" and torch.equal(a, b)
+
+
 def test_tip_pair_loss_weighs_touching_fingertips():
     from engine.training.train_diffusion import TIP_PAIRS, tip_pair_loss
     g = torch.Generator().manual_seed(0)

@@ -41,6 +41,7 @@ DEFAULT_OVERLAP = 10
 # see exact kept values buys little). Ground truth at the same frames: 11.7 / 7.2 / 4.1.
 SEAM_STEPS = 1
 SHIPPED = "models/diffusion"  # under resources/
+GRAPH_CACHE = 8  # CUDA graphs kept per pipeline (one per window shape, text length and guidance)
 _THEN = re.compile(r"(?:,|;|\.)?\s*\b(?:and\s+)?then\b\s*", re.IGNORECASE)
 
 
@@ -93,8 +94,49 @@ def check_prompt(prompt) -> Prompt:
     return prompt
 
 
+class GuidedStepGraph:
+    """The guided denoiser call (conditional + unconditional in one batch, mixed by ``guidance``)
+    captured once as a CUDA graph and replayed each step: at batch 2 the step is a chain of small
+    kernels, and one replay replaces their launches one by one. Inputs are copied into static
+    buffers; the output is a fresh tensor. CUDA only."""
+
+    def __init__(self, model: Denoiser, x_t: torch.Tensor, memory: tuple, guidance: float):
+        self.model, self.guidance = model, float(guidance)
+        self.x = x_t.detach().clone()
+        self.mem, self.mask = (m.detach().clone() for m in memory)
+        self.t = torch.zeros(self.mem.shape[0], dtype=torch.long, device=x_t.device)
+        side = torch.cuda.Stream(device=x_t.device)
+        side.wait_stream(torch.cuda.current_stream(x_t.device))
+        with torch.cuda.stream(side):  # warm-up off the capture stream (cuBLAS handles, kernels chosen)
+            for _ in range(2):
+                self._forward()
+        torch.cuda.current_stream(x_t.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.out = self._forward()
+
+    def _forward(self) -> torch.Tensor:
+        B = self.x.shape[0]
+        if self.mem.shape[0] == B:  # guidance 1: the conditional call alone
+            return self.model(self.x, self.t, self.mem, self.mask)
+        x0 = self.model(torch.cat([self.x, self.x]), self.t, self.mem, self.mask)
+        return x0[B:] + self.guidance * (x0[:B] - x0[B:])
+
+    def __call__(self, x_t: torch.Tensor, t: int, memory: tuple) -> torch.Tensor:
+        self.x.copy_(x_t)
+        self.t.fill_(int(t))
+        self.mem.copy_(memory[0])
+        self.mask.copy_(memory[1])
+        self.graph.replay()
+        return self.out.clone()
+
+
 class DiffusionPipeline:
-    """Holds the denoiser (EMA weights), the scheduler, the text encoder and the hands."""
+    """Holds the denoiser (EMA weights), the scheduler, the text encoder and the hands.
+
+    On a CUDA device the guided step is replayed as a CUDA graph (``cuda_graphs``; one capture per
+    window shape, text length and guidance, kept for later generations) and the text encoder runs
+    on the same GPU."""
 
     def __init__(self, model: Denoiser, text_encoder=None, hands=None, scheduler: DDIMScheduler | None = None,
                  steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, overlap: int = DEFAULT_OVERLAP,
@@ -107,6 +149,8 @@ class DiffusionPipeline:
         self._hands = hands
         self.steps, self.guidance, self.overlap, self.threads = steps, guidance, overlap, threads
         self.hand_texts = hand_texts  # fill empty Left/Right fields from the whole text (hand_texts.py)
+        self.cuda_graphs = True  # replay the guided step as a CUDA graph on a GPU (no effect on the CPU)
+        self._graphs: dict = {}
 
     @property
     def device(self) -> torch.device:
@@ -117,6 +161,8 @@ class DiffusionPipeline:
         if self._text_encoder is None:
             from engine.diffusion.text_encoder import shared_text_encoder
             self._text_encoder = shared_text_encoder()
+            if self.device.type == "cuda" and hasattr(self._text_encoder, "to"):
+                self._text_encoder.to(self.device)  # results still come back on the CPU
         return self._text_encoder
 
     @property
@@ -170,6 +216,20 @@ class DiffusionPipeline:
         x0 = self.model(torch.cat([x_t, x_t]), torch.full((2 * B,), t, device=x_t.device), *mem)
         x0_c, x0_u = x0[:B], x0[B:]
         return x0_u + guidance * (x0_c - x0_u)
+
+    def _guided_step(self, x_t: torch.Tensor, cond: tuple, uncond: tuple, guidance: float):
+        """(x_t, t) -> guided x0 for one window: a replayed CUDA graph on a GPU, else ``guided_x0``."""
+        if self.device.type != "cuda" or not self.cuda_graphs:
+            return lambda x, t: self.guided_x0(x, t, cond, uncond, guidance)
+        mem = cond if guidance == 1.0 else _cat_memory(cond, uncond)
+        key = (tuple(x_t.shape), tuple(mem[0].shape), float(guidance), x_t.dtype)
+        graph = self._graphs.pop(key, None)
+        if graph is None:
+            graph = GuidedStepGraph(self.model, x_t, mem, guidance)
+        self._graphs[key] = graph  # most recently used last
+        while len(self._graphs) > GRAPH_CACHE:
+            self._graphs.pop(next(iter(self._graphs)))
+        return lambda x, t: graph(x, t, mem)
 
     # --- the loop -------------------------------------------------------------------------
     def generate_iter(self, prompt: str | Prompt, frames: int = 60, seed: int = 0,
@@ -231,9 +291,10 @@ class DiffusionPipeline:
             weight = weight[None]
             plan = inpaint.seam_plan(keep)  # the seam fill of this window's mask, built once
             x_t = torch.randn((1, W, 2, keep.shape[-1]), generator=gen).to(self.device)
+            guided = self._guided_step(x_t, memories[w], uncond, guidance)
             for i, t in enumerate(timesteps.tolist()):
                 with torch_threads(threads):
-                    x0 = self.guided_x0(x_t, t, memories[w], uncond, guidance)
+                    x0 = guided(x_t, t)
                     if i >= len(timesteps) - SEAM_STEPS:  # exact kept values + smooth fill (see inpaint)
                         x0 = inpaint.seam_blend(x0[0], exact_n, keep, plan=plan)[None]
                     else:  # HandX's soft ramp

@@ -93,13 +93,25 @@ class TextEncoder:
             raise ValueError(f"{field} is too long: {n} tokens, at most {MAX_TOKENS} "
                              f"(split it with 'then' for a longer take)")
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: str | torch.device) -> "TextEncoder":
+        """Run MiniLM on ``device`` (a GPU encodes a training set's captions in seconds where one
+        CPU thread takes minutes). Results are returned on the CPU wherever it runs, so callers and
+        the cache do not change."""
+        self.model.to(device)
+        return self
+
     @torch.no_grad()
     def _encode_uncached(self, texts: list[str]) -> list[torch.Tensor]:
         batch = self.tokenizer(texts, padding=True, truncation=False, return_tensors="pt")
-        with torch_threads(ENCODER_THREADS):
-            states = self.model(**batch).last_hidden_state  # (n, L, 384)
+        dev = self.device
+        with torch_threads(ENCODER_THREADS if dev.type == "cpu" else None):
+            states = self.model(**{k: v.to(dev) for k, v in batch.items()}).last_hidden_state.float().cpu()  # (n, L, 384)
         lengths = batch["attention_mask"].sum(1)
-        return [states[i, : int(lengths[i])].float().clone() for i in range(len(texts))]
+        return [states[i, : int(lengths[i])].clone() for i in range(len(texts))]
 
     def states(self, texts: list[str]) -> list[torch.Tensor]:
         """One (L_i, 384) tensor per text; empty text -> (0, 384).
