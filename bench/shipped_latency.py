@@ -1,6 +1,8 @@
 """Latency of the shipped models through the engine API, as the app calls them, on one device:
 diffusion text -> 2 s and 10 s clips (the model's default steps and guidance, text encoding
-included, eager PyTorch), CLUTCH text -> 2 s clip, CLUTCH caption of a 2 s clip.
+included), CLUTCH text -> 2 s clip, CLUTCH caption of a 2 s clip. On a CUDA device also the 2 s
+clip at 5 steps, without the CUDA graph and/or with the text encoder on the CPU, and one guided
+step replayed as a graph and eager.
 
     python bench/shipped_latency.py [--device cuda] [--repeats 20] [--json OUT]
 
@@ -67,6 +69,23 @@ def main(argv=None) -> int:
     rows = {}
     rows["diffusion 2 s"] = timed(gen(60), device, args.repeats)
     rows["diffusion 10 s"] = timed(gen(300), device, max(3, args.repeats // 4))
+    if device.type == "cuda":  # what the CUDA graph and the encoder on the GPU each buy
+        rows["diffusion 2 s, 5 steps"] = timed(lambda r: (enc._cache.clear(), studio.generate(
+            PROMPTS[r % len(PROMPTS)], frames=60, seed=r, steps=5)), device, args.repeats)
+        enc.to("cpu")
+        rows["diffusion 2 s, encoder on CPU"] = timed(gen(60), device, args.repeats)
+        diff.cuda_graphs = False
+        rows["diffusion 2 s, eager, encoder on CPU"] = timed(gen(60), device, args.repeats)
+        enc.to(device)
+        rows["diffusion 2 s, eager"] = timed(gen(60), device, args.repeats)
+        diff.cuda_graphs = True
+        from engine.motion.clip import Prompt
+        with torch.no_grad():
+            x_t = torch.randn(1, diff.model.config.frames, 2, diff.model.config.hand_channels, device=device)
+            cond, unc = diff.encode_prompts([Prompt(PROMPTS[0])]), diff.null_memory(1)
+            graphed = diff._guided_step(x_t, cond, unc, diff.guidance)
+            rows["guided step, CUDA graph"] = timed(lambda r: graphed(x_t, 500), device, 50)
+            rows["guided step, eager"] = timed(lambda r: diff.guided_x0(x_t, 500, cond, unc, diff.guidance), device, 50)
     if "clutch" in studio.models:
         rows["clutch T2M 2 s"] = timed(gen(60, "clutch"), device, args.repeats)
         clips = [studio.generate(t, frames=60, seed=0) for t in PROMPTS]
