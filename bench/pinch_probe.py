@@ -25,13 +25,6 @@ import numpy as np  # noqa: E402
 FINGERS = ("index", "middle", "ring", "little")
 NAMES = {"index": r"\bindex\b|\bforefinger", "middle": r"\bmiddle\b", "ring": r"\bring\b",
          "little": r"\blittle\b|\bpinky|\bpinkie"}
-TIPS = (16, 17, 18, 19, 20)
-
-
-def thumb_gaps(joints: np.ndarray) -> np.ndarray:
-    """(N, T, 2, 21, 3) -> (N, 2, 4) closest thumb-tip to fingertip distance over the clip."""
-    tips = joints[..., list(TIPS), :]
-    return np.linalg.norm(tips[..., 1:, :] - tips[..., :1, :], axis=-1).min(axis=1)
 
 
 def main(argv=None) -> int:
@@ -42,11 +35,12 @@ def main(argv=None) -> int:
     p.add_argument("--thr", type=float, default=0.02)
     args = p.parse_args(argv)
     from engine.api import Studio
+    from engine.evaluation.metrics import thumb_gaps
     from engine.evaluation.run import load_eval_set
     prompts, gt, _ = load_eval_set(args.data, args.n)
     studio = Studio.load(device="cpu", diffusion=args.checkpoint)
     gen = np.stack([studio.generate(pr, frames=gt.shape[1], seed=i).joints for i, pr in enumerate(prompts)])
-    g_gap, r_gap = thumb_gaps(gen), thumb_gaps(gt)
+    g_gap, r_gap = thumb_gaps(gen).min(axis=1), thumb_gaps(gt).min(axis=1)  # (N, 2, 4) closest over the clip
     g_lab, r_lab = g_gap < args.thr, r_gap < args.thr
     texts = [" ".join([pr.text, pr.left, pr.right]).lower() for pr in prompts]
     print(f"{len(prompts)} test prompts; intra-hand contact = thumb tip within {args.thr * 100:.0f} cm at any frame")

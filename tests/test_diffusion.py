@@ -363,6 +363,25 @@ def test_cuda_graph_step_matches_eager(encoder):
         encoder.to("cpu")
 
 
+def test_guided_forward_is_one_batch_of_cond_and_uncond(pipe):
+    """What the CUDA graph captures (pipeline.guided_forward) is, on any device, u + g (c - u) of
+    two separate calls; the CPU path builds no graphs and uses the same function."""
+    from engine.diffusion.pipeline import guided_forward, step_memory
+    model = pipe.model
+    x_t = torch.randn(1, TINY.frames, 2, 99, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        cond, uncond = pipe.encode_prompts([Prompt("clap both hands twice")]), pipe.null_memory(1)
+        t1 = torch.full((1,), 500)
+        c, u = model(x_t, t1, *cond), model(x_t, t1, *step_memory(uncond, cond, 1.0))
+        mem = step_memory(cond, uncond, 2.5)
+        assert mem[0].shape[0] == 2 and step_memory(cond, uncond, 1.0) is cond
+        mixed = guided_forward(model, x_t, torch.full((2,), 500), *mem, 2.5)
+        assert torch.allclose(mixed, u + 2.5 * (c - u), atol=1e-5)
+        assert torch.equal(guided_forward(model, x_t, t1, *cond, 1.0), c)
+        step = pipe._guided_step(x_t, cond, uncond, 2.5)
+        assert torch.equal(step(x_t, 500), pipe.guided_x0(x_t, 500, cond, uncond, 2.5)) and not pipe._graphs
+
+
 def test_text_encoder_to_keeps_results_on_the_cpu(encoder):
     a = encoder.encode(["wave the left hand"])[0]
     encoder.to("cpu")

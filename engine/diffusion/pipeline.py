@@ -94,6 +94,24 @@ def check_prompt(prompt) -> Prompt:
     return prompt
 
 
+def guided_forward(model: Denoiser, x_t: torch.Tensor, t: torch.Tensor, memory: torch.Tensor,
+                   mask: torch.Tensor, guidance: float) -> torch.Tensor:
+    """Classifier-free guidance in ONE batched forward. memory/mask hold B rows (guidance 1: the
+    conditional call alone) or 2B rows, conditional first (``step_memory``); t has one entry per row.
+    -> u + guidance (c - u)."""
+    B = x_t.shape[0]
+    if memory.shape[0] == B:
+        return model(x_t, t, memory, mask)
+    x0 = model(torch.cat([x_t, x_t]), t, memory, mask)
+    return x0[B:] + guidance * (x0[:B] - x0[B:])
+
+
+def step_memory(cond: tuple, uncond: tuple, guidance: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (memory, mask) one guided step reads: the conditional pair alone at guidance 1, else
+    conditional and unconditional concatenated along the batch."""
+    return cond if guidance == 1.0 else _cat_memory(cond, uncond)
+
+
 class GuidedStepGraph:
     """The guided denoiser call (conditional + unconditional in one batch, mixed by ``guidance``)
     captured once as a CUDA graph and replayed each step: at batch 2 the step is a chain of small
@@ -116,11 +134,7 @@ class GuidedStepGraph:
             self.out = self._forward()
 
     def _forward(self) -> torch.Tensor:
-        B = self.x.shape[0]
-        if self.mem.shape[0] == B:  # guidance 1: the conditional call alone
-            return self.model(self.x, self.t, self.mem, self.mask)
-        x0 = self.model(torch.cat([self.x, self.x]), self.t, self.mem, self.mask)
-        return x0[B:] + self.guidance * (x0[:B] - x0[B:])
+        return guided_forward(self.model, self.x, self.t, self.mem, self.mask, self.guidance)
 
     def __call__(self, x_t: torch.Tensor, t: int, memory: tuple) -> torch.Tensor:
         self.x.copy_(x_t)
@@ -209,19 +223,14 @@ class DiffusionPipeline:
 
     def guided_x0(self, x_t: torch.Tensor, t: int, cond: tuple, uncond: tuple, guidance: float) -> torch.Tensor:
         """Conditional and unconditional x0 in ONE batched forward, mixed: u + g (c - u)."""
-        B = x_t.shape[0]
-        if guidance == 1.0:
-            return self.model(x_t, torch.full((B,), t, device=x_t.device), *cond)
-        mem = _cat_memory(cond, uncond)
-        x0 = self.model(torch.cat([x_t, x_t]), torch.full((2 * B,), t, device=x_t.device), *mem)
-        x0_c, x0_u = x0[:B], x0[B:]
-        return x0_u + guidance * (x0_c - x0_u)
+        mem = step_memory(cond, uncond, guidance)
+        return guided_forward(self.model, x_t, torch.full((mem[0].shape[0],), t, device=x_t.device), *mem, guidance)
 
     def _guided_step(self, x_t: torch.Tensor, cond: tuple, uncond: tuple, guidance: float):
         """(x_t, t) -> guided x0 for one window: a replayed CUDA graph on a GPU, else ``guided_x0``."""
         if self.device.type != "cuda" or not self.cuda_graphs:
             return lambda x, t: self.guided_x0(x, t, cond, uncond, guidance)
-        mem = cond if guidance == 1.0 else _cat_memory(cond, uncond)
+        mem = step_memory(cond, uncond, guidance)
         key = (tuple(x_t.shape), tuple(mem[0].shape), float(guidance), x_t.dtype)
         graph = self._graphs.pop(key, None)
         if graph is None:

@@ -168,9 +168,9 @@ def evaluate_constraints_iter(corpus, pipeline, n: int = 32, steps: int | None =
                 gen = pipeline.generate(prompt, frames=T, seed=seed + i, constraints=c, steps=steps)
                 # every kind keeps ground-truth frames at their own frame numbers: compare with GT's FK
                 m = clip_constraint_metrics(gen, keep.numpy(), target.numpy(), wrists, gt.joints)
-                m["seam_gt"] = M.seam_spike_ratio(gt.joints, M.keep_boundaries(keep.numpy()))  # the data's own
-                m["seam_w_gt"] = M.seam_spike_ratio(gt.joints, M.keep_boundaries(keep.numpy()), baseline="window")
                 b = M.keep_boundaries(keep.numpy())
+                m["seam_gt"] = M.seam_spike_ratio(gt.joints, b)  # the data's own
+                m["seam_w_gt"] = M.seam_spike_ratio(gt.joints, b, baseline="window")
                 m["seam_vs_gt"] = M.seam_peak(gen.joints, b) / max(M.seam_peak(gt.joints, b), 1e-9) if b else np.nan
                 per_kind[kind].append(m)
             gens[kind].append(gen)

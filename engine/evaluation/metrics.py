@@ -128,6 +128,12 @@ def contact_prf(gen: np.ndarray, ref: np.ndarray, thr: float = 0.02) -> dict[str
     return out
 
 
+def thumb_gaps(joints: np.ndarray) -> np.ndarray:
+    """(..., 21, 3) -> (..., 4): thumb tip to index / middle / ring / little tip of the same hand."""
+    tips = np.asarray(joints)[..., TIPS, :]
+    return np.linalg.norm(tips[..., 1:, :] - tips[..., :1, :], axis=-1)
+
+
 def contact_labels(joints: np.ndarray, thr: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
     """HandX's contact labels (appendix E.1), one per sequence: intra (N, 2, 4) - the thumb tip
     within ``thr`` of the index / middle / ring / little tip of the same hand at any frame; inter
@@ -136,9 +142,7 @@ def contact_labels(joints: np.ndarray, thr: float = 0.02) -> tuple[np.ndarray, n
     j = np.asarray(joints)
     if j.ndim != 5 or j.shape[2:] != (2, 21, 3):
         raise ValueError(f"joints must be (N, T, 2, 21, 3); got {j.shape}")
-    tips = j[..., TIPS, :]  # (N, T, 2, 5, 3)
-    thumb = np.linalg.norm(tips[..., 1:, :] - tips[..., :1, :], axis=-1)  # (N, T, 2, 4)
-    intra = (thumb < thr).any(axis=1)
+    intra = (thumb_gaps(j) < thr).any(axis=1)
     inter = np.empty(len(j), dtype=bool)
     for i in range(len(j)):  # (T, 21, 21) per clip keeps memory flat
         d = np.linalg.norm(j[i, :, 0, :, None, :] - j[i, :, 1, None, :, :], axis=-1)

@@ -44,6 +44,7 @@ from engine.diffusion.hand_texts import mirror_text  # noqa: E402
 from engine.diffusion.representation import (compute_stats, keypoints_from_rep, mirror_keypoints,  # noqa: E402
                                              mirror_rep, denormalize, normalize, params_to_tensor)
 from engine.diffusion.schedulers import DDIMScheduler, SchedulerConfig  # noqa: E402
+from engine.hands.skeleton import FINGER_JOINTS  # noqa: E402
 from engine.training import distributed  # noqa: E402
 
 # Default config, batch 64, with the FK losses, on the 2-core CPU: idle machine 2 threads ~130
@@ -219,7 +220,7 @@ def dataset_from_clips(clips, prompts=None, text_encoder=None, mirror: bool = Fa
 
 
 # --- losses ----------------------------------------------------------------------------------
-TIPS = (16, 17, 18, 19, 20)  # thumb, index, middle, ring, little fingertips (engine.hands.skeleton)
+TIPS = tuple(FINGER_JOINTS[f][3] for f in ("thumb", "index", "middle", "ring", "pinky"))  # fingertip keypoints
 TIP_PAIRS = tuple((a, b) for i, a in enumerate(TIPS) for b in TIPS[i + 1:])  # the 10 pairs of one hand
 
 
