@@ -176,6 +176,9 @@ def test_evaluate_diffusion_on_eight_test_prompts(tmp_path, tiny_models):
         assert 0.0 <= row["R@1"] <= row["R@2"] <= row["R@3"] <= 1.0, row
         assert np.isfinite(row["MM-Dist"]) and np.isfinite(row["FID"]), row
     assert np.isfinite(last["rows"]["Diffusion"]["KID"]) and "| Diffusion |" in last["table"]
+    # test clips 8-11 share their text with training clips 0-3: the data-resample contact row
+    assert "| Data resample, same-text subset |" in last["table"]
+    assert 0.0 <= last["rows"]["Diffusion, same-text subset (n=4)"]["C-F1 intra"] <= 1.0
     smaller = list(evaluate_diffusion_iter(data, model, evaluator, n=8, steps=1, mm_prompts=1, mm_repeats=2, pool=4))
     assert smaller[-1]["pool"] == 4 and smaller[-1]["n"] == 8
     with pytest.raises(ValueError, match="pool must be an int >= 2"):
@@ -205,3 +208,32 @@ def test_handedness_accuracy_counts_the_busy_hand():
     assert handedness_accuracy(swapped, ref) == {"acc": 0.5, "n": 2}
     r = handedness_accuracy(np.stack([both]), np.stack([both]))
     assert r["n"] == 0 and np.isnan(r["acc"])
+
+
+def test_same_text_resample_scores_data_clips_with_the_prompt_text(tmp_path):
+    """Test clips that copy the training clip with their text score F1 1 by resampling; a test
+    text no training clip has is left out; the model row is the plain contact F1 on the subset."""
+    from engine.data.corpus_build import _clip_arrays, _stack, write_corpus
+    from engine.data.synth import generate_clip
+    from engine.evaluation.run import load_eval_set, same_text_resample
+    clips = [generate_clip(k, frames=FRAMES)[0] for k in range(4)]
+    texts = ["the right hand opens", "the left hand closes", "both hands clap", "the hands rub"]
+    splits = ["train"] * 4 + ["test"] * 4
+    arrays = _stack([_clip_arrays(clips[k % 4]) for k in range(8)])
+    test_texts = texts[:3] + ["nobody trained on this"]
+    recs = [{"split": sp, "texts": [{"level": lv, "text": (texts if sp == "train" else test_texts)[k % 4],
+                                     "left": "", "right": ""} for lv in (1, 2, 3, 4, 5)],
+             "action": "", "actions": [], "events": {}, "event_types": [], "source": f"take{k}"}
+            for k, sp in enumerate(splits)]
+    data = write_corpus(tmp_path / "c", [(arrays, recs)], {"frames": FRAMES, "fps": 30.0, "source": "import"})
+    prompts, gt, _ = load_eval_set(data, 8, min_prompts=4)
+    gen = gt[::-1].copy()  # the wrong clip for every prompt
+    r = same_text_resample(data, prompts, gt, gen, draws=5)
+    assert r["n"] == 3 and r["draws"] == 5
+    assert all(v == 1.0 for v in r["data"].values()) and all(v == 0.0 for v in r["data_sd"].values())
+    want = M.contact_prf_sequences(gen[:3], gt[:3])
+    assert r["model"]["C-F1 intra"] == pytest.approx(want["intra_f1"])
+    assert r["model"]["C-F1 inter"] == pytest.approx(want["inter_f1"])
+    assert same_text_resample(data, prompts[3:], gt[3:], gen[3:]) is None
+    with pytest.raises(ValueError, match="draws must be >= 1"):
+        same_text_resample(data, prompts, gt, gen, draws=0)

@@ -82,6 +82,49 @@ def load_eval_set(data: str | Path, n: int, evaluator: str | Path | None = None,
     return prompts, gt, ev
 
 
+def same_text_resample(data: str | Path, prompts: list, gt: np.ndarray, gen: np.ndarray, draws: int = 100,
+                       seed: int = 0, split: str = "train") -> dict | None:
+    """How much of the contact F1 the text decides. Over the evaluated prompts whose whole-motion
+    text is also the level-1 text of clips in ``split``, a clip with that text is drawn at random
+    and its contact labels are scored against the reference, as a generated clip is: what a model
+    sampling exactly from the data's own distribution would score (HandX's sequence-level C-F1 and
+    the frame-level fC-F1; mean and sd over ``draws`` draws). The generated clips' F1 on the same
+    prompts is returned beside it. -> {"n", "draws", "data", "data_sd", "model"} (each a row of
+    C-F1 / fC-F1 columns), or None when no evaluated text occurs in ``split``."""
+    from engine.data.corpus import Corpus
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1; got {draws}")
+    corpus = Corpus(data)
+    positions = [i for i, e in enumerate(corpus.index) if e["split"] == split]
+    same: dict[str, list[int]] = {}
+    for pos, p in zip(positions, test_prompts([corpus.index[i] for i in positions], 32, token_counter())):
+        if p is not None and p.text:
+            same.setdefault(p.text, []).append(pos)
+    hits = [k for k, p in enumerate(prompts) if p.text in same]
+    if not hits:
+        return None
+    rows = sorted({pos for k in hits for pos in same[prompts[k].text]})
+    joints = corpus.rows_arrays(rows, keys=("joints",))["joints"].astype(np.float32)
+    if joints.shape[1:] != gt.shape[1:]:
+        raise ValueError(f"{split} clips are {joints.shape[1:]} and the evaluated ones {gt.shape[1:]}")
+    where = {pos: j for j, pos in enumerate(rows)}
+    seq, frame = M.contact_labels(joints), M.contact_masks(joints)  # per candidate clip, computed once
+    ref_seq, ref_frame = M.contact_labels(gt[hits]), M.contact_masks(gt[hits])
+    rng = np.random.default_rng(seed)
+    names = ("intra", "inter")
+    scores = {f"{pre}C-F1 {nm}": [] for pre in ("", "f") for nm in names}
+    for _ in range(int(draws)):
+        pick = np.array([where[rng.choice(same[prompts[k].text])] for k in hits])
+        for h, nm in enumerate(names):
+            scores[f"C-F1 {nm}"].append(M._prf(seq[h][pick], ref_seq[h])[2])
+            scores[f"fC-F1 {nm}"].append(M._prf(frame[h][pick], ref_frame[h])[2])
+    c, f = M.contact_prf_sequences(gen[hits], gt[hits]), M.contact_prf(gen[hits], gt[hits])
+    model = {f"{pre}C-F1 {nm}": d[f"{nm}_f1"] for pre, d in (("", c), ("f", f)) for nm in names}
+    return {"n": len(hits), "draws": int(draws), "model": model,
+            "data": {k: float(np.mean(v)) for k, v in scores.items()},
+            "data_sd": {k: float(np.std(v)) for k, v in scores.items()}}
+
+
 def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, evaluator: str | Path | None = None,
                             n: int = 512, steps: int | None = None, mm_prompts: int = 32, mm_repeats: int = 5,
                             seed: int = 0, pool: int = 32, whole_only: bool = False,
@@ -127,6 +170,10 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     rows["Diffusion"]["Hand acc"] = M.handedness_accuracy(gen, gt)["acc"]
     rows["Ground truth"]["Hand acc"] = 1.0
     rows["Diffusion"]["s/clip"] = seconds
+    resample = same_text_resample(data, prompts, gt, gen, seed=seed)
+    if resample is not None:  # the contact F1 the text decides: data resampled vs the model, same prompts
+        rows[f"Diffusion, same-text subset (n={resample['n']})"] = resample["model"]
+        rows["Data resample, same-text subset"] = resample["data"]
     yield {"done": True, "rows": rows, "table": table(rows), "n": len(prompts), "steps": steps, "pool": pool}
 
 
