@@ -415,6 +415,33 @@ def test_tip_loss_trains_and_is_checked(dataset, hands, tmp_path):
     assert main(["--data", str(tmp_path), "--out", str(tmp_path / "x"), "--w-tips", "-1"]) == 2
 
 
+def test_contact_oversampling_gives_each_finger_the_same_extra_share(dataset, hands, tmp_path, monkeypatch):
+    import engine.training.train_diffusion as td
+    from engine.training.train_diffusion import TIPS, contact_weights, main, thumb_contacts
+    c = torch.tensor([[1, 0, 0, 0]] * 6 + [[0, 0, 1, 0]] * 2 + [[0, 0, 0, 0]] * 8, dtype=torch.bool)
+    w = contact_weights(c, 3.0)
+    assert w[8:].eq(1).all() and w[6] > w[0] > 1  # the rare ring pinch gains most per window
+    assert (w[:6].sum() - 6).item() == pytest.approx((w[6:8].sum() - 2).item())  # same share per finger
+    assert contact_weights(c, 1.0).eq(1).all()
+    with pytest.raises(ValueError, match="must be >= 1"):
+        contact_weights(c, 0.5)
+    kp = torch.zeros(3, 4, 2, 21, 3)
+    kp[..., 0] = torch.arange(21) * 0.1  # every joint 10 cm from the next
+    kp[1, 2, 1, TIPS[3]] = kp[1, 2, 1, TIPS[0]] + 0.01  # one frame: right thumb 1 cm from the ring tip
+    assert thumb_contacts(kp).tolist() == [[False] * 4, [False, False, True, False], [False] * 4]
+    # the tiny clips never pinch: label every fourth window a ring pinch, the rest none
+    fake = torch.zeros(len(dataset), 4, dtype=torch.bool)
+    fake[::4, 2] = True
+    monkeypatch.setattr(td, "thumb_contacts", lambda kp: fake)
+    items = _train(dataset, tmp_path / "run", 4, hands, contact_oversample=4.0)
+    assert dataset.contact_counts == {"index": 0, "middle": 0, "ring": int(fake[:, 2].sum()), "little": 0}
+    assert dataset.weights.shape == (len(dataset),) and dataset.weights[::4].eq(4).all()
+    assert dataset.weights[1::4].eq(1).all() and np.isfinite(items[-1]["loss"]["total"])
+    _train(dataset, tmp_path / "plain", 1, hands)
+    assert dataset.weights is None  # k = 1 goes back to uniform draws
+    assert main(["--data", str(tmp_path), "--out", str(tmp_path / "x"), "--contact-oversample", "0.5"]) == 2
+
+
 def test_resume_identical(dataset, hands, tmp_path):
     from engine.training.train_diffusion import TrainConfig, train_iter
     straight = _train(dataset, tmp_path / "a", 8, hands)

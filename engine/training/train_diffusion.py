@@ -77,6 +77,7 @@ class TrainConfig:
     w_vel: float = 1.0  # keypoint velocity, in units of 5 mm / frame
     w_acc: float = 0.5  # keypoint acceleration, in units of 3 mm / frame^2
     w_tips: float = 0.0  # fingertip-to-fingertip vectors of each hand, weighted to the pairs that touch (pinches)
+    contact_oversample: float = 1.0  # windows with a thumb-fingertip contact drawn up to K x as often (see contact_weights)
     grad_clip: float = 1.0
     seed: int = 0
     log_every: int = 50
@@ -149,6 +150,8 @@ class DiffusionDataset:
             self.tokens[i + 1, :n], self.token_mask[i + 1, :n] = st[:n], True
         self.texts = rows
         self.keypoints: torch.Tensor | None = None  # (N, T, 2, 21, 3), see compute_keypoints
+        self.weights: torch.Tensor | None = None  # (N,) CPU sampling weights; None = uniform (set_contact_oversample)
+        self.contact_counts: dict[str, int] | None = None  # windows with a thumb contact per finger, once counted
 
     @torch.no_grad()
     def compute_keypoints(self, hands, chunk: int = 64) -> None:
@@ -156,6 +159,16 @@ class DiffusionDataset:
         dev = hands.device
         self.keypoints = torch.cat([keypoints_from_rep(hands, self.x[i:i + chunk].to(dev), self.betas[i:i + chunk].to(dev))
                                     for i in range(0, len(self), chunk)]).to(self.x.device)
+
+    def set_contact_oversample(self, k: float) -> dict[str, int]:
+        """Draw windows by ``contact_weights`` of their ground-truth keypoints (k = 1: uniformly).
+        -> windows with a thumb contact per finger (index, middle, ring, little)."""
+        if self.keypoints is None:
+            raise ValueError("compute_keypoints first: contact oversampling reads the ground-truth keypoints")
+        contact = thumb_contacts(self.keypoints)
+        self.weights = None if k == 1.0 or not contact.any() else contact_weights(contact, k)
+        self.contact_counts = dict(zip(("index", "middle", "ring", "little"), contact.sum(0).tolist()))
+        return self.contact_counts
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -222,6 +235,28 @@ def dataset_from_clips(clips, prompts=None, text_encoder=None, mirror: bool = Fa
 # --- losses ----------------------------------------------------------------------------------
 TIPS = tuple(FINGER_JOINTS[f][3] for f in ("thumb", "index", "middle", "ring", "pinky"))  # fingertip keypoints
 TIP_PAIRS = tuple((a, b) for i, a in enumerate(TIPS) for b in TIPS[i + 1:])  # the 10 pairs of one hand
+
+
+def thumb_contacts(keypoints: torch.Tensor, thr: float = 0.02) -> torch.Tensor:
+    """(N, T, 2, 21, 3) metres -> (N, 4) bool: the thumb tip within ``thr`` of the index / middle /
+    ring / little tip of either hand at some frame (HandX's intra-hand contact label)."""
+    tips = keypoints[..., list(TIPS), :]
+    gap = (tips[..., 1:, :] - tips[..., :1, :]).norm(dim=-1)  # (N, T, 2, 4)
+    return (gap < thr).flatten(1, 2).any(1).cpu()
+
+
+def contact_weights(contact: torch.Tensor, k: float) -> torch.Tensor:
+    """Sampling weights (N,) from thumb-contact labels (N, 4): 1 + (k - 1) * sum over the window's
+    contacted fingers of mean_f(n_f) / n_f, n_f = windows contacting finger f. Each finger's contact
+    windows get the same extra share, so rare pinches (ring, little) gain most; k = 1 is uniform."""
+    if not k >= 1.0:
+        raise ValueError(f"contact oversampling must be >= 1; got {k}")
+    n = contact.sum(0).double()
+    present = n > 0
+    if not present.any():
+        return torch.ones(contact.shape[0], dtype=torch.double)
+    share = torch.where(present, n[present].mean() / n.clamp(min=1), torch.zeros_like(n))
+    return 1.0 + (k - 1.0) * (contact.double() * share).sum(1)
 
 
 def tip_pair_loss(j_pr: torch.Tensor, j_gt: torch.Tensor, unit: float = 0.01, reach: float = 0.03) -> torch.Tensor:
@@ -424,7 +459,10 @@ def _draw(dataset: DiffusionDataset, gens: dict[int, torch.Generator], per_shard
     noise and dropout masks from that shard's generator; concatenated over the shards."""
     parts = []
     for _, gen in sorted(gens.items()):
-        idx = torch.randint(0, len(dataset), (per_shard,), generator=gen).to(device)
+        if dataset.weights is None:
+            idx = torch.randint(0, len(dataset), (per_shard,), generator=gen).to(device)
+        else:
+            idx = torch.multinomial(dataset.weights, per_shard, replacement=True, generator=gen).to(device)
         b = dataset.batch(idx, gen, cfg.p_mirror)
         b["t"] = scheduler.sample_timesteps(per_shard, gen, device)
         b["noise"] = torch.randn(b["x"].shape, generator=gen).to(device)
@@ -501,6 +539,7 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
     hands = hands if hands is not None else load_hands("default", device=device)
     with torch_threads(cfg.threads if device.type == "cpu" else None):
         dataset.compute_keypoints(hands)
+        dataset.set_contact_oversample(cfg.contact_oversample)  # k = 1: uniform draws (and the counts)
         if val_dataset is not None and cfg.val_every and ctx.is_main:
             val_dataset.to(device).compute_keypoints(hands)
     ema = EMA(model, cfg.ema_decay)
@@ -666,6 +705,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "'left'/'right' swapped in its captions); teaches which hand a text names")
     p.add_argument("--w-tips", dest="w_tips", type=float, metavar="W",
                    help="override train.w_tips: weight of the fingertip-pair loss (pinches; 0 = off)")
+    p.add_argument("--contact-oversample", dest="contact_oversample", type=float, metavar="K",
+                   help="override train.contact_oversample: windows whose ground truth has a thumb-fingertip "
+                        "contact are drawn up to K x as often, each finger's contacts gaining the same share "
+                        "(rare ring / little pinches most; 1 = uniform)")
     p.add_argument("--device", help="override train.device (auto, cpu, cuda)")
     p.add_argument("--seed", type=int, help="override train.seed")
     p.add_argument("--threads", type=int, help="override train.threads (torch CPU threads)")
@@ -701,8 +744,9 @@ class _Progress:
                   flush=True)
         elif event == "start":
             print(f"{fields['windows']} windows of {fields['frames']} frames on {fields['device']} "
-                  f"(x{fields['world_size']}); model {fields['model_config']}; train {fields['train_config']}",
-                  flush=True)
+                  f"(x{fields['world_size']}); model {fields['model_config']}; train {fields['train_config']}"
+                  + (f"; windows with a thumb contact {fields['contact_windows']}" if fields.get("contact_windows")
+                     else ""), flush=True)
         elif event == "done":
             print(("paused at" if fields.get("paused") else "done at") + f" step {fields['step']}: {fields['model']}",
                   flush=True)
@@ -746,7 +790,7 @@ def _run(args: argparse.Namespace, progress: _Progress, stop) -> int:
             model_cfg = DenoiserConfig.from_dict(d["model"])
         cfg = TrainConfig.from_dict(d.get("train", {}))
     names = ("steps", "batch", "lr", "warmup", "ckpt_every", "log_every", "val_every", "val_windows", "data_shards",
-             "device", "seed", "threads", "p_mirror", "w_tips")
+             "device", "seed", "threads", "p_mirror", "w_tips", "contact_oversample")
     cfg = replace(cfg, **{k: getattr(args, k) for k in names if getattr(args, k, None) is not None})
     ctx = distributed.init_from_env(cfg.device)
     if getattr(args, "data_shards", None) is None and ctx.world_size > 1:
@@ -763,6 +807,8 @@ def _run(args: argparse.Namespace, progress: _Progress, stop) -> int:
         raise TrainingError(f"--mirror must be a probability in 0..1; got {cfg.p_mirror}")
     if not cfg.w_tips >= 0.0:
         raise TrainingError(f"--w-tips must be a weight >= 0; got {cfg.w_tips}")
+    if not cfg.contact_oversample >= 1.0:
+        raise TrainingError(f"--contact-oversample must be a factor >= 1; got {cfg.contact_oversample}")
     from engine.api import resolve_device
     device = ctx.device if ctx.enabled else resolve_device(cfg.device)
     if device.type == "cuda":  # caption encoding: 320 s on one CPU thread for the corpus, seconds on a GPU
@@ -779,7 +825,8 @@ def _run(args: argparse.Namespace, progress: _Progress, stop) -> int:
             started = True
             progress.emit("start", device=item.get("device", cfg.device), world_size=ctx.world_size,
                           windows=len(dataset), frames=dataset.frames, model_config=shown_cfg,
-                          train_config=asdict(cfg), base_model=args.init_from, out=str(args.out))
+                          train_config=asdict(cfg), base_model=args.init_from, out=str(args.out),
+                          contact_windows=dataset.contact_counts)
         if "loss" in item:
             progress.emit("step", **{k: v for k, v in item.items() if k not in ("val", "paused")})
         if "checkpoint" in item:
