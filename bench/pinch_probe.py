@@ -60,37 +60,29 @@ def main(argv=None) -> int:
     print(f"all     {npos:>4} {ngen:>4} {tp:>4} {prec:>5.2f} {rec:>6.2f}   F1 {2 * prec * rec / max(prec + rec, 1e-9):.3f}")
     hand_ok = (r_lab.any(-1) & g_lab.any(-1)).sum() / max(r_lab.any(-1).sum(), 1)
     print(f"hands that pinch in the reference and pinch some finger in the generation: {hand_ok:.2f}")
-    same_program_ceiling(args.data, len(prompts), r_lab, g_lab, args.thr)
+    same_program_ceiling(args.data, gt, gen)
     return 0
 
 
-def same_program_ceiling(data, n: int, r_lab: np.ndarray, g_lab: np.ndarray, thr: float, draws: int = 50) -> None:
+def same_program_ceiling(data, gt: np.ndarray, gen: np.ndarray, draws: int = 50) -> None:
     """How much of the pinch label the action decides: for each evaluated clip, a training clip with
     the same action program (the synthetic generator's actions and hands; every other parameter -
-    timing, tightness, finger spread - drawn anew) is scored against the reference like a generation."""
+    timing, tightness, finger spread - drawn anew) is scored against the reference like a generation
+    (``run.same_key_resample``, at HandX's 2 cm whatever --thr says)."""
     from engine.data.corpus import Corpus
-    from engine.evaluation.metrics import _prf, thumb_gaps
-    from engine.evaluation.run import test_prompts, token_counter
-    corpus = Corpus(data)
-    program = lambda e: tuple((a.get("action"), a.get("hands")) for a in e.get("actions", []))  # noqa: E731
-    test = [e for e in corpus.index if e["split"] == "test"]
-    usable = [e for e, p in zip(test, test_prompts(test, 32, token_counter())) if p is not None][:n]
-    same: dict = {}
-    for pos, e in enumerate(corpus.index):
-        if e["split"] == "train" and program(e):
-            same.setdefault(program(e), []).append(pos)
-    hits = [k for k, e in enumerate(usable) if program(e) in same]
-    if not hits:
+    from engine.evaluation.run import same_key_resample, test_prompts, token_counter
+
+    def programs(entries):
+        return [tuple((a.get("action"), a.get("hands")) for a in e.get("actions", [])) or None for e in entries]
+    test = [e for e in Corpus(data).index if e["split"] == "test"]
+    usable = [e for e, p in zip(test, test_prompts(test, 32, token_counter())) if p is not None][:len(gt)]
+    r = same_key_resample(data, programs(usable), programs, gt, gen, draws)  # the eval's clips, in its order
+    if r is None:
         print("no evaluated clip shares its action program with a training clip (not a synthetic corpus?)")
         return
-    rows = sorted({pos for k in hits for pos in same[program(usable[k])]})
-    lab = thumb_gaps(corpus.rows_arrays(rows, keys=("joints",))["joints"]).min(axis=1) < thr
-    where = {pos: j for j, pos in enumerate(rows)}
-    rng = np.random.default_rng(0)
-    f1 = [_prf(np.stack([lab[where[rng.choice(same[program(usable[k])])]] for k in hits]), r_lab[hits])[2]
-          for _ in range(draws)]
-    print(f"same action program resampled from train ({len(hits)} of {n} clips, {draws} draws): intra-hand contact "
-          f"F1 {np.mean(f1):.3f} (sd {np.std(f1):.3f}); the model on the same clips {_prf(g_lab[hits], r_lab[hits])[2]:.3f}")
+    print(f"same action program resampled from train ({r['n']} of {len(gt)} clips, {draws} draws): intra-hand "
+          f"contact F1 {r['data']['C-F1 intra']:.3f} (sd {r['data_sd']['C-F1 intra']:.3f}); the model on the same "
+          f"clips {r['model']['C-F1 intra']:.3f}")
 
 
 if __name__ == "__main__":

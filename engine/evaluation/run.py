@@ -91,19 +91,29 @@ def same_text_resample(data: str | Path, prompts: list, gt: np.ndarray, gen: np.
     the frame-level fC-F1; mean and sd over ``draws`` draws). The generated clips' F1 on the same
     prompts is returned beside it. -> {"n", "draws", "data", "data_sd", "model"} (each a row of
     C-F1 / fC-F1 columns), or None when no evaluated text occurs in ``split``."""
+    def texts(entries: list[dict]) -> list:
+        return [p.text if p is not None and p.text else None for p in test_prompts(entries, 32, token_counter())]
+    return same_key_resample(data, [p.text for p in prompts], texts, gt, gen, draws, seed, split)
+
+
+def same_key_resample(data: str | Path, keys: list, split_keys, gt: np.ndarray, gen: np.ndarray, draws: int = 100,
+                      seed: int = 0, split: str = "train") -> dict | None:
+    """``same_text_resample`` for any key: ``keys[k]`` is evaluated clip k's key, ``split_keys(entries)``
+    the keys of ``split``'s index entries (None: no key). Clips whose key no ``split`` clip has are
+    left out; None when that is all of them."""
     from engine.data.corpus import Corpus
     if draws < 1:
         raise ValueError(f"draws must be >= 1; got {draws}")
     corpus = Corpus(data)
     positions = [i for i, e in enumerate(corpus.index) if e["split"] == split]
-    same: dict[str, list[int]] = {}
-    for pos, p in zip(positions, test_prompts([corpus.index[i] for i in positions], 32, token_counter())):
-        if p is not None and p.text:
-            same.setdefault(p.text, []).append(pos)
-    hits = [k for k, p in enumerate(prompts) if p.text in same]
+    same: dict = {}
+    for pos, key in zip(positions, split_keys([corpus.index[i] for i in positions])):
+        if key is not None:
+            same.setdefault(key, []).append(pos)
+    hits = [k for k, key in enumerate(keys) if key in same]
     if not hits:
         return None
-    rows = sorted({pos for k in hits for pos in same[prompts[k].text]})
+    rows = sorted({pos for k in hits for pos in same[keys[k]]})
     joints = corpus.rows_arrays(rows, keys=("joints",))["joints"].astype(np.float32)
     if joints.shape[1:] != gt.shape[1:]:
         raise ValueError(f"{split} clips are {joints.shape[1:]} and the evaluated ones {gt.shape[1:]}")
@@ -114,7 +124,7 @@ def same_text_resample(data: str | Path, prompts: list, gt: np.ndarray, gen: np.
     names = ("intra", "inter")
     scores = {f"{pre}C-F1 {nm}": [] for pre in ("", "f") for nm in names}
     for _ in range(int(draws)):
-        pick = np.array([where[rng.choice(same[prompts[k].text])] for k in hits])
+        pick = np.array([where[rng.choice(same[keys[k]])] for k in hits])
         for h, nm in enumerate(names):
             scores[f"C-F1 {nm}"].append(M._prf(seq[h][pick], ref_seq[h])[2])
             scores[f"fC-F1 {nm}"].append(M._prf(frame[h][pick], ref_frame[h])[2])

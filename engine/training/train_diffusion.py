@@ -44,7 +44,7 @@ from engine.diffusion.hand_texts import mirror_text  # noqa: E402
 from engine.diffusion.representation import (compute_stats, keypoints_from_rep, mirror_keypoints,  # noqa: E402
                                              mirror_rep, denormalize, normalize, params_to_tensor)
 from engine.diffusion.schedulers import DDIMScheduler, SchedulerConfig  # noqa: E402
-from engine.hands.skeleton import FINGER_JOINTS  # noqa: E402
+from engine.evaluation.metrics import TIPS, thumb_gaps  # noqa: E402
 from engine.training import distributed  # noqa: E402
 
 # Default config, batch 64, with the FK losses, on the 2-core CPU: idle machine 2 threads ~130
@@ -233,16 +233,14 @@ def dataset_from_clips(clips, prompts=None, text_encoder=None, mirror: bool = Fa
 
 
 # --- losses ----------------------------------------------------------------------------------
-TIPS = tuple(FINGER_JOINTS[f][3] for f in ("thumb", "index", "middle", "ring", "pinky"))  # fingertip keypoints
 TIP_PAIRS = tuple((a, b) for i, a in enumerate(TIPS) for b in TIPS[i + 1:])  # the 10 pairs of one hand
 
 
 def thumb_contacts(keypoints: torch.Tensor, thr: float = 0.02) -> torch.Tensor:
     """(N, T, 2, 21, 3) metres -> (N, 4) bool: the thumb tip within ``thr`` of the index / middle /
     ring / little tip of either hand at some frame (HandX's intra-hand contact label)."""
-    tips = keypoints[..., list(TIPS), :]
-    gap = (tips[..., 1:, :] - tips[..., :1, :]).norm(dim=-1)  # (N, T, 2, 4)
-    return (gap < thr).flatten(1, 2).any(1).cpu()
+    gap = thumb_gaps(keypoints.detach().cpu().numpy())  # (N, T, 2, 4)
+    return torch.from_numpy((gap < thr).any(axis=(1, 2)))
 
 
 def contact_weights(contact: torch.Tensor, k: float) -> torch.Tensor:
