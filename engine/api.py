@@ -115,22 +115,28 @@ class Studio:
         return cache[model]
 
     def generate_iter(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, model: str = "diffusion",
-                      constraints: Constraints | None = None, steps: int | None = None):
-        """Generator yielding ``{"step", "of", "preview"}`` per denoising step, then the result;
-        close it to cancel. Bad input raises when this is called."""
+                      constraints: Constraints | None = None, steps: int | None = None,
+                      close_pinches: bool | None = None):
+        """Generator yielding ``{"step", "of", "preview"}`` per denoising step, then the result
+        (with ``"pinches"``: the named pinches closed); close it to cancel. Bad input raises when
+        this is called. ``close_pinches``: make thumb-fingertip contacts the prompt names touch
+        (None: on, the pipeline's default)."""
         if model == "clutch":
             raise ValueError("the clutch model generates in one pass: use generate(); it takes no "
                              "constraints or steps")
-        return self.pipeline(model).generate_iter(prompt, frames, seed, constraints, steps)
+        return self.pipeline(model).generate_iter(prompt, frames, seed, constraints, steps,
+                                                  close_pinches=close_pinches)
 
     def generate(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, model: str = "diffusion",
-                 constraints: Constraints | None = None, steps: int | None = None) -> Clip:
+                 constraints: Constraints | None = None, steps: int | None = None,
+                 close_pinches: bool | None = None) -> Clip:
         """Text -> clip with the named model."""
         if model == "clutch":
-            if constraints is not None or steps is not None:
-                raise ValueError("the clutch model takes no constraints or steps; use model='diffusion'")
+            if constraints is not None or steps is not None or close_pinches is not None:
+                raise ValueError("the clutch model takes no constraints, steps or pinch closing; "
+                                 "use model='diffusion'")
             return self.pipeline(model).generate(prompt, frames, seed)
-        return self.pipeline(model).generate(prompt, frames, seed, constraints, steps)
+        return self.pipeline(model).generate(prompt, frames, seed, constraints, steps, close_pinches=close_pinches)
 
     def caption(self, clip: Clip) -> str:
         """Motion -> text, with the CLUTCH model."""

@@ -56,6 +56,9 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default="diffusion", help="diffusion or clutch")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
+    p.add_argument("--no-close-pinches", dest="close_pinches", action="store_false",
+                   help="diffusion: leave the thumb-fingertip pinches the prompt names as the model made them "
+                        "(by default they are closed)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True, help="output file; the format follows the extension")
 
@@ -63,10 +66,21 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
 def _run_generate(args: argparse.Namespace) -> int:
     from engine.api import Prompt, Studio
     studio = Studio.load(device=args.device)
-    clip = studio.generate(Prompt(args.text, args.left, args.right), frames=args.frames, seed=args.seed,
-                           model=args.model, steps=args.steps)
+    prompt = Prompt(args.text, args.left, args.right)
+    pinches = []
+    if args.model == "clutch":
+        clip = studio.generate(prompt, frames=args.frames, seed=args.seed, model=args.model, steps=args.steps)
+    else:
+        item = {}
+        for item in studio.generate_iter(prompt, frames=args.frames, seed=args.seed, model=args.model,
+                                         steps=args.steps, close_pinches=args.close_pinches):
+            pass
+        clip, pinches = item["clip"], item.get("pinches", [])
     path = clip.save(args.out)
     print(f"wrote {path} ({clip.num_frames} frames at {clip.fps:g} fps)")
+    for r in pinches:
+        print(f"pinch {r['hand']} thumb-{r['finger']}: {r['action']} (closest {r['gap_before_mm']:.1f} mm -> "
+              f"{r['gap_after_mm']:.1f} mm)")
     return 0
 
 

@@ -154,7 +154,7 @@ class DiffusionPipeline:
 
     def __init__(self, model: Denoiser, text_encoder=None, hands=None, scheduler: DDIMScheduler | None = None,
                  steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, overlap: int = DEFAULT_OVERLAP,
-                 threads: int | None = SAMPLING_THREADS, hand_texts: bool = True):
+                 threads: int | None = SAMPLING_THREADS, hand_texts: bool = True, close_pinches: bool = True):
         if not 0 <= overlap < model.config.frames:
             raise ValueError(f"overlap must be 0..{model.config.frames - 1} frames; got {overlap}")
         self.model = model.eval()
@@ -163,6 +163,7 @@ class DiffusionPipeline:
         self._hands = hands
         self.steps, self.guidance, self.overlap, self.threads = steps, guidance, overlap, threads
         self.hand_texts = hand_texts  # fill empty Left/Right fields from the whole text (hand_texts.py)
+        self.close_pinches = close_pinches  # make pinches the prompt names touch (contacts.py)
         self.cuda_graphs = True  # replay the guided step as a CUDA graph on a GPU (no effect on the CPU)
         self._graphs: dict = {}
 
@@ -240,13 +241,27 @@ class DiffusionPipeline:
             self._graphs.pop(next(iter(self._graphs)))
         return lambda x, t: graph(x, t, mem)
 
+    def finish_pinches(self, x: torch.Tensor, betas: np.ndarray, prompt: Prompt,
+                       keep: torch.Tensor | None = None) -> tuple[torch.Tensor, list[dict]]:
+        """Raw motion (T, 2, 99) -> the same with every thumb-to-fingertip contact the prompt names
+        closed (``contacts.close_pinches``; kept channels untouched), and one report per pinch."""
+        from engine.diffusion import contacts
+        pinches = contacts.named_pinches(prompt)
+        if not pinches:
+            return x, []
+        with torch_threads(self.threads if self.device.type == "cpu" else None):
+            return contacts.close_pinches(x, betas, self.hands, pinches, keep)
+
     # --- the loop -------------------------------------------------------------------------
     def generate_iter(self, prompt: str | Prompt, frames: int = 60, seed: int = 0,
                       constraints: Constraints | None = None, steps: int | None = None,
-                      guidance: float | None = None, preview: bool = True) -> Iterator[dict]:
+                      guidance: float | None = None, preview: bool = True,
+                      close_pinches: bool | None = None) -> Iterator[dict]:
         """Validate everything now (bad input raises here, not at the first ``next``), then return
-        the step generator."""
+        the step generator. ``close_pinches``: None = the pipeline's setting (``close_pinches``);
+        the last item's ``"pinches"`` lists what was closed."""
         prompt = check_prompt(prompt)
+        close_pinches = self.close_pinches if close_pinches is None else bool(close_pinches)
         if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or not 1 <= frames <= MAX_FRAMES:
             raise ValueError(f"frames must be an integer in 1..{MAX_FRAMES}; got {frames!r}")
         steps = self.steps if steps is None else steps
@@ -268,11 +283,11 @@ class DiffusionPipeline:
         if self.hand_texts:  # per window, so "left waves, then right claps" gives each window its hands
             prompts = [self._with_hand_texts(p) for p in prompts]
         return self._steps(prompt, prompts, starts, int(frames), int(seed), keep_all, target_all, betas,
-                           int(steps), guidance, preview)
+                           int(steps), guidance, preview, close_pinches)
 
     @torch.no_grad()
     def _steps(self, prompt, prompts, starts, frames, seed, keep_all, target_all, betas, steps, guidance,
-               preview) -> Iterator[dict]:
+               preview, close_pinches=True) -> Iterator[dict]:
         W = self.model.config.frames
         threads = self.threads if self.device.type == "cpu" else None  # set per step, never across a yield
         with torch_threads(threads):
@@ -319,16 +334,21 @@ class DiffusionPipeline:
             # the last x0 is already seam-blended (normalised); impose again in raw units: bit-exact values
             out[s:s + n] = inpaint.impose(denormalize(x0[0], mean, std), target, keep)[:n]
             done = s + n
+        pinches = []
+        if close_pinches:
+            with torch.enable_grad():
+                out, pinches = self.finish_pinches(out, betas, prompt, keep_all.to(out.device))
         clip = tensor_to_clip(out, betas, prompt=prompt)
         yield {"step": total, "of": total, "window": len(starts) - 1, "windows": len(starts),
-               "preview": clip, "clip": clip}
+               "preview": clip, "clip": clip, "pinches": pinches}
 
     def generate(self, prompt: str | Prompt, frames: int = 60, seed: int = 0,
                  constraints: Constraints | None = None, steps: int | None = None,
-                 guidance: float | None = None):
+                 guidance: float | None = None, close_pinches: bool | None = None):
         """Run ``generate_iter`` to the end and return the Clip."""
         item = {}
-        for item in self.generate_iter(prompt, frames, seed, constraints, steps, guidance, preview=False):
+        for item in self.generate_iter(prompt, frames, seed, constraints, steps, guidance, preview=False,
+                                       close_pinches=close_pinches):
             pass
         return item["clip"]
 
@@ -345,7 +365,8 @@ def load_pipeline(folder=None, device: str | torch.device = "cpu", hands=None, t
     return DiffusionPipeline(model, text_encoder, hands, steps=int(meta.get("sampler_steps", DEFAULT_STEPS)),
                              guidance=float(meta.get("guidance", DEFAULT_GUIDANCE)),
                              overlap=int(meta.get("overlap", DEFAULT_OVERLAP)),
-                             hand_texts=bool(meta.get("hand_texts", True)))
+                             hand_texts=bool(meta.get("hand_texts", True)),
+                             close_pinches=bool(meta.get("close_pinches", True)))
 
 
 def _cat_memory(a: tuple, b: tuple) -> tuple[torch.Tensor, torch.Tensor]:

@@ -138,7 +138,7 @@ def same_key_resample(data: str | Path, keys: list, split_keys, gt: np.ndarray, 
 def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, evaluator: str | Path | None = None,
                             n: int = 512, steps: int | None = None, mm_prompts: int = 32, mm_repeats: int = 5,
                             seed: int = 0, pool: int = 32, whole_only: bool = False,
-                            hand_texts: bool | None = None) -> Iterator[dict]:
+                            hand_texts: bool | None = None, close_pinches: bool | None = None) -> Iterator[dict]:
     """Generate one clip per test prompt (first ``n``), then score. Yields progress, then
     ``{"done": True, "rows": {...}, "table": markdown, "n", "steps", "pool"}``.
 
@@ -146,8 +146,12 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     own dataset) with fewer usable prompts than ``pool`` is scored in one pool of all of them:
     ``"pool"`` in the result is the size actually used (R@k is not comparable across pool sizes;
     chance is k / pool). At least 4 usable prompts are needed. ``whole_only`` / ``hand_texts``:
-    see ``load_eval_set`` and ``DiffusionPipeline.hand_texts`` (None: the model's default)."""
+    see ``load_eval_set`` and ``DiffusionPipeline.hand_texts`` (None: the model's default).
+    ``close_pinches``: close the pinches each prompt names, as the app does (None: the pipeline's
+    setting, on); when it changes anything, a "Diffusion, pinches not closed" row scores the same
+    generations before that step."""
     from engine.api import Studio
+    from engine.diffusion.representation import clip_to_tensor, tensor_to_clip
 
     if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 2:
         raise ValueError(f"pool must be an int >= 2; got {pool!r}")
@@ -156,12 +160,17 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     studio = Studio.load(device="cpu", diffusion=model)
     if hand_texts is not None:
         studio.pipeline("diffusion").hand_texts = bool(hand_texts)
+    pipe = studio.pipeline("diffusion")
     t0 = time.perf_counter()
-    gen = []
+    gen, raw = [], []  # as the app makes them / the sampler's output before named pinches are closed
     for i, p in enumerate(prompts):
-        gen.append(studio.generate(p, frames=gt.shape[1], seed=seed + i, steps=steps).joints)
+        clip = pipe.generate(p, frames=gt.shape[1], seed=seed + i, steps=steps, close_pinches=False)
+        raw.append(clip.joints)
+        if close_pinches if close_pinches is not None else pipe.close_pinches:
+            clip = tensor_to_clip(pipe.finish_pinches(clip_to_tensor(clip), clip.betas, p)[0], clip.betas)
+        gen.append(clip.joints)
         yield {"stage": "generate", "done": i + 1, "of": len(prompts)}
-    gen = np.stack(gen)
+    gen, raw = np.stack(gen), np.stack(raw)
     seconds = (time.perf_counter() - t0) / len(prompts)
     groups = []
     for i, p in enumerate(prompts[:mm_prompts]):
@@ -180,6 +189,12 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     rows["Diffusion"]["Hand acc"] = M.handedness_accuracy(gen, gt)["acc"]
     rows["Ground truth"]["Hand acc"] = 1.0
     rows["Diffusion"]["s/clip"] = seconds
+    if not np.array_equal(gen, raw):  # the sampler alone, before the named pinches were closed
+        row = embedding_row(ev, raw, prompts, gt_emb, pool)
+        c, f = M.contact_prf_sequences(raw, gt), M.contact_prf(raw, gt)
+        row.update({"C-F1 intra": c["intra_f1"], "C-F1 inter": c["inter_f1"], "fC-F1 intra": f["intra_f1"],
+                    "fC-F1 inter": f["inter_f1"], "Hand acc": M.handedness_accuracy(raw, gt)["acc"]})
+        rows["Diffusion, pinches not closed"] = row
     resample = same_text_resample(data, prompts, gt, gen, seed=seed)
     if resample is not None:  # the contact F1 the text decides: data resampled vs the model, same prompts
         rows[f"Diffusion, same-text subset (n={resample['n']})"] = resample["model"]
@@ -305,6 +320,9 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="prompts keep only their whole-motion text (what a user types in the one prompt box)")
     d.add_argument("--hand-texts", choices=("on", "off"), default=None,
                    help="fill empty Left/Right prompt fields from the whole text (default: the model's setting)")
+    d.add_argument("--close-pinches", choices=("on", "off"), default=None,
+                   help="close the thumb-fingertip pinches each prompt names, as the app does (default: on); the "
+                        "main table then also scores the same generations before that step")
     d.add_argument("--skip-main", action="store_true",
                    help="leave out the main table (with --constraints and/or the curves)")
     d.add_argument("--json", help="also write the rows to this JSON file; with --constraints or a curve it holds "
@@ -334,8 +352,10 @@ def run_eval(args: argparse.Namespace) -> int:
     ht = getattr(args, "hand_texts", None)
     prompt_kw = {"whole_only": bool(getattr(args, "whole_only", False)), "hand_texts": None if ht is None else ht == "on"}
     if not getattr(args, "skip_main", False):
+        cp = getattr(args, "close_pinches", None)
         last = _last(evaluate_diffusion_iter(args.data, args.checkpoint, args.evaluator, args.n, args.steps,
-                                             pool=getattr(args, "pool", 32), **prompt_kw))
+                                             pool=getattr(args, "pool", 32),
+                                             close_pinches=None if cp is None else cp == "on", **prompt_kw))
         print(f"{last['n']} test prompts, steps {last['steps'] or 'default'}, R-precision pool {last['pool']}")
         print(last["table"])
         out["main"] = last["rows"]

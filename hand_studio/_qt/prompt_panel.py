@@ -318,6 +318,11 @@ class QtPromptPanel(QWidget):
         self.keep_keys_check = QCheckBox("Keep keys exact", self)
         self.keep_keys_check.setChecked(True)
         self.keep_keys_check.setToolTip("Keyed poses stay exactly as keyed")
+        self.close_pinches_check = QCheckBox("Close named pinches", self)
+        self.close_pinches_check.setChecked(True)
+        self.close_pinches_check.setToolTip("When the prompt says the thumb meets a fingertip (\"pinch the thumb "
+                                            "and ring finger\", \"OK sign\"), bend that thumb and finger until "
+                                            "the tips touch where the model brings them closest")
         self.inbetween_check = QCheckBox("In-between the interval only", self)
         self.inbetween_check.setToolTip("Regenerate only the selected interval; the rest of the take and "
                                         "every key stay exact (Ctrl+drag on the timeline sets the interval)")
@@ -348,6 +353,7 @@ class QtPromptPanel(QWidget):
         constraints_box = QGroupBox("Keep", self)
         grid = QVBoxLayout(constraints_box)
         grid.addWidget(self.keep_keys_check)
+        grid.addWidget(self.close_pinches_check)
         grid.addWidget(self.inbetween_check)
         row = QHBoxLayout()
         row.addWidget(self.lock_checks["left"])
@@ -508,7 +514,8 @@ class QtPromptPanel(QWidget):
                   model=self.model_combo.currentText() or "diffusion", keep_keys=self.keep_keys_check.isChecked(),
                   inbetween=self.inbetween_check.isChecked(),
                   pin_wrists=tuple(h for h, c in self.pin_checks.items() if c.isChecked()),
-                  extend=self.extend_check.isChecked(), context_frames=self.context_spin.value())
+                  extend=self.extend_check.isChecked(), context_frames=self.context_spin.value(),
+                  close_pinches=self.close_pinches_check.isChecked())
         kw.update(overrides)
         return GenerationOptions(**kw)
 
@@ -594,7 +601,9 @@ class QtPromptPanel(QWidget):
             self._fail(f"the generation result could not become a take {name!r}")
             return
         took = time.monotonic() - self.started_at
-        self.sig_message.emit(f"{name}: {self.plan.description} ({took:.1f} s)")
+        closed = [f"{r['hand']} thumb-{r['finger']}" for r in item.get("pinches", []) if r.get("action") == "closed"]
+        pinched = f"; pinch closed: {', '.join(closed)}" if closed else ""
+        self.sig_message.emit(f"{name}: {self.plan.description} ({took:.1f} s{pinched})")
         self.sig_generation_finished.emit(name)
 
     def _on_errored(self, message: str) -> None:

@@ -51,6 +51,7 @@ class GenerationOptions:
     pin_wrists: tuple[str, ...] = ()
     extend: bool = False
     context_frames: int = 10
+    close_pinches: bool = True  # diffusion: make the thumb-fingertip pinches the prompt names touch
 
 
 @dataclass
@@ -71,16 +72,18 @@ class GenerationPlan:
     locked: tuple[int, ...] = ()
     kept_frames: np.ndarray | None = None  # (T,) bool: frames copied from the source (in-between)
     extend_from: int | None = None  # extend: source frames [0, extend_from) then the generated ones
+    close_pinches: bool = True
 
     def start(self, studio):
         """The engine's step generator for this request (loads the model on first use, so call it
         off the GUI thread). Guidance is not on ``Studio.generate_iter`` yet: when one is asked
         for, the studio's loaded pipeline takes it directly."""
+        pinch = {} if self.model == "clutch" else {"close_pinches": self.close_pinches}
         if self.guidance is None:
             return studio.generate_iter(self.prompt, frames=self.frames, seed=self.seed, model=self.model,
-                                        constraints=self.constraints, steps=self.steps)
+                                        constraints=self.constraints, steps=self.steps, **pinch)
         return studio.pipeline(self.model).generate_iter(self.prompt, self.frames, self.seed, self.constraints,
-                                                         self.steps, guidance=self.guidance)
+                                                         self.steps, guidance=self.guidance, **pinch)
 
     def finish(self, clip: Clip) -> tuple[Clip, np.ndarray]:
         """Engine result -> (the new take's clip, its generated mask (T, 4))."""
@@ -184,7 +187,7 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
         c = EngineConstraints.continue_from(src, ctx)
         return GenerationPlan(o.prompt, ctx + frames, o.seed, o.steps, o.guidance, o.model, c,
                               f"Extend by {frames} frames", src, document.current_take.generated, {},
-                              extend_from=T - ctx)
+                              extend_from=T - ctx, close_pinches=o.close_pinches)
 
     regenerate = o.inbetween or bool(locked) or bool(pins)
     if regenerate:
@@ -234,7 +237,7 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
     desc = ("Regenerate" if regenerate else f"Generate {frames} frames") + (": " + ", ".join(what) if what else "")
     return GenerationPlan(o.prompt, frames, o.seed, o.steps, o.guidance, o.model, constraints, desc, src,
                           document.current_take.generated, keys if has_keys else {}, locked if regenerate else (),
-                          kept)
+                          kept, close_pinches=o.close_pinches)
 
 
 CAPTION_FPS = 30.0  # the CLUTCH captioner reads 30 fps motion

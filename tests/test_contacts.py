@@ -1,0 +1,174 @@
+"""Named pinches: the prompt parser, the closing step on real FK, and its wiring through the
+pipeline, the Studio, the CLI flag and the GUI plan."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.diffusion.contacts import CLOSED, Pinch, chain_tips, close_pinches, episode_weights, named_pinches
+from engine.diffusion.representation import clip_to_tensor, tensor_to_clip
+from engine.evaluation.metrics import thumb_gaps
+from engine.hands.anatomy import anatomical_angles, frames_for, from_anatomical, limits_radians
+from engine.motion.clip import Clip, Prompt
+
+
+@pytest.fixture(scope="module")
+def hands():
+    from engine.hands import default_hands_cpu
+    return default_hands_cpu()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("pinch the thumb and ring finger of your right hand", [Pinch(1, 3)]),
+    ("Touch the left thumb to the left little fingertip.", [Pinch(0, 4)]),
+    ("the left hand waves while the right hand pinches thumb and middle finger", [Pinch(1, 2)]),
+    ("make an OK sign with the left hand", [Pinch(0, 1)]),
+    ("forms a ring with the thumb and index finger of the right hand", [Pinch(1, 1)]),
+    ("pinch with both hands, thumb to index", [Pinch(None, 1, True)]),
+    ("pinch", [Pinch(None, 1)]),  # a bare pinch is thumb to index, on the hand the motion picks
+    ("brings the thumb and ring fingertip together and touches its index fingertip to the other hand",
+     [Pinch(None, 3)]),  # the finger said with the thumb, not the later one
+    ("wave with the left hand", []),
+    ("clap both hands twice", []),
+    ("give a thumbs up and touch the two index fingertips together", []),  # no thumb-to-tip contact
+    ("move the thumb without touching the index finger", []),  # negated
+    ("taps the thumb against each fingertip", []),  # in a 2 s take only some are reached: left alone
+])
+def test_named_pinches_parse(text, expected):
+    assert named_pinches(text) == expected
+
+
+def test_named_pinches_hand_fields_first():
+    # the hand texts own their hand; the whole text is read only when they name no pinch
+    p = Prompt("someone types with both hands and pinches with their left hand, thumb to ring finger",
+               "the left hand brings the thumb and ring fingertip together", "the right hand types")
+    assert named_pinches(p) == [Pinch(0, 3)]
+    assert named_pinches(Prompt("pinch the thumb and middle finger of the right hand", "", "wave")) == [Pinch(1, 2)]
+    assert named_pinches(Prompt("", "", "")) == []
+
+
+def test_episode_weights():
+    gap = np.array([0.05, 0.04, 0.03, 0.021, 0.02, 0.022, 0.03, 0.05, 0.06, 0.06, 0.06, 0.06, 0.06])
+    w = episode_weights(gap, band=0.005, ramp=2)
+    assert w.shape == gap.shape and w.max() == 1.0 and (w[3:6] == 1).all()  # within 5 mm of the minimum
+    assert 0 < w[2] < 1 and 0 < w[6] < 1 and w[6] > w[7]  # smooth ramp out ...
+    assert (w[9:] == 0).all()  # ... and zero beyond it
+
+
+def test_chain_tips_match_full_fk(hands):
+    """The lean chain FK the optimiser uses agrees with the hand model's full FK within 1 mm
+    (the default hand skins its tips 98-100 % to the distal joint)."""
+    from engine.diffusion.contacts import _chain
+    from engine.hands.anatomy import rest_keypoints
+    model = hands.hand(1)
+    frames = frames_for(model).double()
+    g = torch.Generator().manual_seed(0)
+    lo, hi = limits_radians()
+    ang = (lo + (hi - lo) * torch.rand(8, 15, 3, generator=g)).double()
+    kp = model.keypoints(torch.zeros(8, 10), torch.zeros(8, 3), from_anatomical(ang, frames).float(), torch.zeros(8, 3))
+    rest = rest_keypoints(model).double()
+    for f in (1, 3):
+        joints = _chain(0) + _chain(f)
+        r = torch.stack([rest[[j + 1 for j in _chain(c)] + [16 + c]] for c in (0, f)])
+        tips = chain_tips(ang[:, joints].reshape(8, 2, 3, 3), frames[joints].reshape(2, 3, 3, 3), r)
+        err = (tips - kp[:, [16, 16 + f]].double()).norm(dim=-1)
+        assert err.max() < 1e-3, (f, err.max())
+
+
+def open_hands_clip(T: int = 30) -> Clip:
+    """Both hands open and still, thumbs 3-6 cm from every fingertip."""
+    tr = np.zeros((T, 2, 3), np.float32)
+    tr[:, 0, 0], tr[:, 1, 0] = -0.15, 0.15
+    go = np.tile(np.array([[0.2, -0.1, 0.3]], np.float32), (T, 2, 1))
+    hp = np.zeros((T, 2, 45), np.float32)
+    hp += np.linspace(0, 0.15, T, dtype=np.float32)[:, None, None]  # a little motion
+    return Clip(tr, go, hp)
+
+
+def test_close_pinches_closes_only_the_named_pinch(hands):
+    clip = open_hands_clip()
+    x = clip_to_tensor(clip)
+    before = thumb_gaps(clip.joints)  # (T, 2, 4)
+    assert before[:, 1, 2].min() > 0.03
+    x2, reports = close_pinches(x, clip.betas, hands, [Pinch(1, 3)])
+    assert torch.equal(x, clip_to_tensor(clip))  # the input is not changed
+    out = tensor_to_clip(x2, clip.betas)
+    after = thumb_gaps(out.joints)
+    assert after[:, 1, 2].min() < 0.010 and reports == [
+        {"hand": "right", "finger": "ring", "gap_before_mm": round(float(before[:, 1, 2].min() * 1000), 1),
+         "gap_after_mm": round(float(after[:, 1, 2].min() * 1000), 1), "action": "closed"}]
+    # only the right thumb's and ring finger's joints move; wrists, other fingers, the left hand stay
+    changed = (x2 - x).abs().amax(0) > 1e-6  # (2, 99)
+    thumb_ring = {13, 14, 15, 10, 11, 12}
+    moved_joints = {j for j in range(16) if changed[1, 6 * j:6 * j + 6].any()}
+    assert moved_joints and moved_joints <= thumb_ring
+    assert not changed[0].any() and not changed[1, 96:].any()
+    # inside the joint limits, and smooth in time (no frame-to-frame jump bigger than the ramp needs)
+    lo, hi = (v.double() for v in limits_radians())
+    frames = frames_for(hands.hand(1)).double()
+    ang0 = anatomical_angles(torch.from_numpy(clip.hand_pose[:, 1]).double(), frames)
+    ang = anatomical_angles(torch.from_numpy(out.hand_pose[:, 1]).double(), frames)
+    outside = lambda a: (a - hi).clamp_min(0) + (lo - a).clamp_min(0)  # noqa: E731
+    assert (outside(ang) <= outside(ang0) + 1e-6).all()  # no joint further outside its limits than before
+    step = np.abs(np.diff(out.hand_pose[:, 1], axis=0)).max()
+    assert step < 0.2
+
+
+def test_close_pinches_leaves_closed_and_kept(hands):
+    clip = open_hands_clip()
+    x = clip_to_tensor(clip)
+    # a pinch that is already closed is left as it is
+    x2, _ = close_pinches(x, clip.betas, hands, [Pinch(1, 3)])
+    x3, rep = close_pinches(x2, clip.betas, hands, [Pinch(1, 3)])
+    assert torch.equal(x3, x2) and rep[0]["action"] == "already closed" and rep[0]["gap_before_mm"] <= CLOSED * 1000
+    # kept channels (a locked right hand) are never changed
+    keep = torch.zeros(x.shape, dtype=torch.bool)
+    keep[:, 1] = True
+    x4, rep = close_pinches(x, clip.betas, hands, [Pinch(1, 3)], keep)
+    assert torch.equal(x4, x) and rep[0]["action"] == "kept"
+    # keyframes on some frames: those frames stay exact, the others may close
+    keep = torch.zeros(x.shape, dtype=torch.bool)
+    keep[::5, 1] = True
+    x5, rep = close_pinches(x, clip.betas, hands, [Pinch(1, 3)], keep)
+    assert torch.equal(x5[keep], x[keep]) and rep[0]["action"] == "closed"
+    # the hand left unsaid is the one already nearer that pinch
+    _, rep = close_pinches(x2, clip.betas, hands, [Pinch(None, 3)])
+    assert rep[0]["hand"] == "right"
+    # both hands
+    x6, rep = close_pinches(x, clip.betas, hands, [Pinch(None, 1, True)])
+    assert [r["hand"] for r in rep] == ["left", "right"]
+    assert thumb_gaps(tensor_to_clip(x6, clip.betas).joints)[:, :, 0].min(0).max() < 0.010
+
+
+def test_pipeline_closes_named_pinches(hands):
+    from engine.diffusion.pipeline import DiffusionPipeline
+    from engine.diffusion.text_encoder import shared_text_encoder
+    from test_diffusion import random_model
+    pipe = DiffusionPipeline(random_model(), shared_text_encoder(), hands, steps=2)
+    prompt = Prompt("pinch the thumb and ring finger of the right hand together")
+
+    def last(**kw):
+        item = {}
+        for item in pipe.generate_iter(prompt, frames=20, seed=3, preview=False, **kw):
+            pass
+        return item
+    on, off = last(), last(close_pinches=False)
+    assert off["pinches"] == [] and [r["finger"] for r in on["pinches"]] == ["ring"]
+    gap_on, gap_off = (thumb_gaps(it["clip"].joints)[:, 1, 2].min() * 1000 for it in (on, off))
+    rep = on["pinches"][0]
+    assert abs(rep["gap_before_mm"] - gap_off) < 0.1 and abs(rep["gap_after_mm"] - gap_on) < 0.1
+    assert gap_on < gap_off and rep["action"] in ("closed", "nearer")  # an untrained model's wild pose
+    # everything but the right thumb and ring finger is the sampler's output
+    same = ~np.isin(np.arange(15), [9, 10, 11, 12, 13, 14])
+    a, b = on["clip"].hand_pose[:, 1].reshape(20, 15, 3), off["clip"].hand_pose[:, 1].reshape(20, 15, 3)
+    assert np.allclose(a[:, same], b[:, same], atol=1e-5)
+    for k in ("transl", "global_orient"):
+        assert np.allclose(getattr(on["clip"], k), getattr(off["clip"], k), atol=1e-6)
+    pipe.close_pinches = False  # the pipeline setting is the default
+    assert last()["pinches"] == []
+
+
+def test_generation_plan_passes_close_pinches():
+    from hand_studio.model.generation import GenerationOptions
+    assert GenerationOptions().close_pinches is True
