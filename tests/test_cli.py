@@ -85,6 +85,20 @@ def test_generate_with_the_shipped_model_writes_clips(tmp_path):
     assert r.returncode == 0 and (tmp_path / "clap.fbx").stat().st_size > 10_000, r.stderr
 
 
+def test_generate_closes_a_named_pinch(tmp_path):
+    """A pinch the prompt names touches in the written clip and is reported; --no-close-pinches keeps
+    the model's own (seed 0: the model stops about 2 cm short)."""
+    from engine.evaluation.metrics import thumb_gaps
+    from engine.motion.clip import Clip
+    text = "pinch the thumb and ring finger of the right hand"
+    r = run("generate", text, "--out", str(tmp_path / "on.npz"))
+    assert r.returncode == 0 and "pinch right thumb-ring: closed" in r.stdout, r.stdout + r.stderr
+    r = run("generate", text, "--no-close-pinches", "--out", str(tmp_path / "off.npz"))
+    assert r.returncode == 0 and "pinch" not in r.stdout, r.stdout
+    on, off = (thumb_gaps(Clip.load(tmp_path / f).joints)[:, 1, 2].min() for f in ("on.npz", "off.npz"))
+    assert on < 0.010 < off
+
+
 @pytest.mark.parametrize("args,needle", [
     (["", "--out", "x.npz"], "prompt"),
     (["wave", "--frames", "0", "--out", "x.npz"], "frames"),

@@ -14,6 +14,7 @@ from engine.motion.clip import Prompt
 from hand_studio._qt.main_window import MainWindow
 from hand_studio.model import commands as C
 from hand_studio.model.document import Document
+from hand_studio.model.generation import plan_generation
 
 pytestmark = pytest.mark.gui
 T = 30  # frames of the starting take
@@ -124,6 +125,25 @@ def test_prompt_generate_adds_take_and_changes_meshes(window, qtbot):
     assert window.takes_panel.delete_current() and len(doc.takes) == 1
     window.action_undo.trigger()
     assert [t.name for t in doc.takes] == ["Take 1", "waving"]
+
+
+def test_named_pinch_is_closed_and_the_checkbox_turns_it_off(window, qtbot):
+    """A prompt naming a pinch: the take's thumb and ring tips touch and the status says so; with
+    "Close named pinches" off the take is the sampler's own (the tiny model's pinch stays open)."""
+    from engine.evaluation.metrics import thumb_gaps
+    p, doc = window.prompt_panel, window.document
+    assert p.close_pinches_check.isChecked() and p.options().close_pinches
+    p.text_edit.setPlainText("pinch the thumb and ring finger of the right hand")
+    messages = []
+    p.sig_message.connect(messages.append)
+    generate_and_wait(qtbot, window, p.generate)
+    on = thumb_gaps(doc.clip.joints)[:, 1, 2].min()
+    assert "pinch closed: right thumb-ring" in messages[-1], messages
+    p.close_pinches_check.setChecked(False)
+    assert not p.options().close_pinches and not plan_generation(doc, p.options()).close_pinches
+    generate_and_wait(qtbot, window, p.generate)
+    off = thumb_gaps(doc.clip.joints)[:, 1, 2].min()
+    assert on < off and "pinch closed" not in messages[-1]
 
 
 def test_hand_parts_of_the_prompt_show_in_the_empty_fields(window, qtbot):

@@ -601,7 +601,9 @@ class QtPromptPanel(QWidget):
             self._fail(f"the generation result could not become a take {name!r}")
             return
         took = time.monotonic() - self.started_at
-        closed = [f"{r['hand']} thumb-{r['finger']}" for r in item.get("pinches", []) if r.get("action") == "closed"]
+        closed = [f"{r['hand']} thumb-{r['finger']}" + ("" if r["action"] == "closed" else
+                                                         f" {r['gap_before_mm']:.0f} -> {r['gap_after_mm']:.0f} mm")
+                  for r in item.get("pinches", []) if r.get("action") in ("closed", "nearer")]
         pinched = f"; pinch closed: {', '.join(closed)}" if closed else ""
         self.sig_message.emit(f"{name}: {self.plan.description} ({took:.1f} s{pinched})")
         self.sig_generation_finished.emit(name)
