@@ -26,7 +26,9 @@ def hands():
     ("make an OK sign with the left hand", [Pinch(0, 1)]),
     ("forms a ring with the thumb and index finger of the right hand", [Pinch(1, 1)]),
     ("pinch with both hands, thumb to index", [Pinch(None, 1, True)]),
-    ("pinch", [Pinch(None, 1)]),  # a bare pinch is thumb to index, on the hand the motion picks
+    ("pinch", [Pinch(None, 1)]),
+    ("flicks a finger of their right hand", [Pinch(1, 1)]),  # the thumb holds the fingertip back
+    ("the left hand writes with an imaginary pen", [Pinch(0, 1)]),  # a bare pinch is thumb to index, on the hand the motion picks
     ("brings the thumb and ring fingertip together and touches its index fingertip to the other hand",
      [Pinch(None, 3)]),  # the finger said with the thumb, not the later one
     ("wave with the left hand", []),
@@ -159,12 +161,19 @@ def test_pipeline_closes_named_pinches(hands):
     rep = on["pinches"][0]
     assert abs(rep["gap_before_mm"] - gap_off) < 0.1 and abs(rep["gap_after_mm"] - gap_on) < 0.1
     assert gap_on < gap_off and rep["action"] in ("closed", "nearer")  # an untrained model's wild pose
-    # everything but the right thumb and ring finger is the sampler's output
-    same = ~np.isin(np.arange(15), [9, 10, 11, 12, 13, 14])
-    a, b = on["clip"].hand_pose[:, 1].reshape(20, 15, 3), off["clip"].hand_pose[:, 1].reshape(20, 15, 3)
-    assert np.allclose(a[:, same], b[:, same], atol=1e-5)
+    # the wrists and the left hand are the sampler's output; the right hand's other fingertips keep
+    # their side of the 2 cm contact line on (almost) every frame
     for k in ("transl", "global_orient"):
         assert np.allclose(getattr(on["clip"], k), getattr(off["clip"], k), atol=1e-6)
+    assert np.allclose(on["clip"].hand_pose[:, 0], off["clip"].hand_pose[:, 0], atol=1e-6)
+    side_on, side_off = (thumb_gaps(it["clip"].joints)[:, 1, [0, 1, 3]] < 0.02 for it in (on, off))
+    assert (side_on == side_off).mean() >= 0.95
+    # over more seeds (an untrained model's wild poses put fingertips near the thumb): closing the
+    # ring pinch adds or removes no other thumb contact (HandX's label: any frame within 2 cm)
+    for seed in range(4):
+        on, off = (pipe.generate(prompt, frames=20, seed=seed, close_pinches=c) for c in (True, False))
+        lab_on, lab_off = (thumb_gaps(c.joints)[:, :, [0, 1, 3]].min(0) < 0.02 for c in (on, off))
+        assert (lab_on == lab_off).all(), seed
     pipe.close_pinches = False  # the pipeline setting is the default
     assert last()["pinches"] == []
 
@@ -172,3 +181,59 @@ def test_pipeline_closes_named_pinches(hands):
 def test_generation_plan_passes_close_pinches():
     from hand_studio.model.generation import GenerationOptions
     assert GenerationOptions().close_pinches is True
+
+
+def test_shipped_model_little_pinch_adds_no_other_contact(studio):
+    """The shipped model, "pinch the thumb and little finger": the little tip meets the thumb, and
+    the ring fingertip - curled beside it in the sampled pose - keeps out of the thumb's 2 cm (without
+    the side term this seed gains a thumb-ring contact the prompt never asked for)."""
+    prompt = Prompt("pinch the thumb and little finger of the right hand together")
+    on, off = (studio.generate(prompt, seed=0, close_pinches=c) for c in (True, False))
+    g_on, g_off = thumb_gaps(on.joints).min(0), thumb_gaps(off.joints).min(0)  # (2, 4)
+    assert g_on[1, 3] < 0.010 < g_off[1, 3]
+    others = np.ones((2, 4), bool)
+    others[1, 3] = False
+    assert ((g_on < 0.02) == (g_off < 0.02))[others].all(), (g_on, g_off)
+
+
+def tips_apart_joints(T: int = 6) -> np.ndarray:
+    """Keypoints (T, 2, 21, 3) with every fingertip 10+ cm from its thumb tip."""
+    j = np.zeros((T, 2, 21, 3), np.float32)
+    j[:, :, 17:21, 0] = 0.1 * np.arange(1, 5)
+    return j
+
+
+def test_ground_pinches_corrects_finger_and_hand():
+    from engine.diffusion.contacts import ground_pinches
+    j = tips_apart_joints()
+    j[:, 1, 19] = j[:, 1, 16] + 0.005  # the right thumb touches the ring fingertip
+    text = "The person first mimes typing with both hands and finally pinches the thumb and little finger of their right hand together."
+    fixed, changes = ground_pinches(text, j)
+    assert fixed == text.replace("little", "ring") and changes == [
+        {"clause": "pinches the thumb and little finger of their right hand together", "from": "little", "to": "ring"}]
+    # the right finger on the wrong hand: the hands swap in that clause only
+    text = "Someone waves their left hand, then makes a pinch with their left hand, thumb to ring finger."
+    fixed, changes = ground_pinches(text, j)
+    assert fixed == "Someone waves their left hand, then makes a pinch with their right hand, thumb to ring finger."
+    assert changes[0]["from"] == "left" and changes[0]["to"] == "right"
+    # a true pinch, a caption without one, and a pinch the clip does not have at all stay as said
+    for text in ("The right hand pinches the thumb and ring finger together.", "The person claps twice.",
+                 "The left hand makes a pinch, thumb to middle finger."):
+        if "left" in text:
+            j = tips_apart_joints()
+        assert ground_pinches(text, j) == (text, [])
+
+
+def test_clutch_caption_says_the_pinch_the_clip_makes(studio, hands, monkeypatch):
+    """The shipped captioner's text goes through ground_pinches: a ring pinch the LM calls "little"
+    comes out as "ring" (the LM's words are fixed here so the test does not hang on what it says)."""
+    clip = open_hands_clip(30)
+    x, rep = close_pinches(clip_to_tensor(clip), clip.betas, hands, [Pinch(1, 3)])
+    assert rep[0]["action"] == "closed"
+    clip = tensor_to_clip(x, clip.betas)
+    pipe = studio.pipeline("clutch")
+    said = "the person pinches the thumb and little finger of their right hand together."
+    monkeypatch.setattr(pipe.vocab, "decode_text", lambda ids: said)
+    assert studio.caption(clip) == "The person pinches the thumb and ring finger of their right hand together."
+    monkeypatch.setattr(pipe, "ground_pinches", False)
+    assert studio.caption(clip) == said[:1].upper() + said[1:]

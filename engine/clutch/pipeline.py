@@ -42,6 +42,9 @@ class ClutchPipeline:
         self.vocab = lm.vocab
         self.instruct = (lm_meta or {}).get("prompt_style") == "instruct"
         self.caption_no_repeat_ngram = CAPTION_NO_REPEAT_NGRAM  # 0 = plain greedy
+        # a caption's pinching finger / hand checked against the clip's own thumb contacts
+        # (diffusion.contacts.ground_pinches): the LM confuses ring and little, left and right
+        self.ground_pinches = True
 
     @property
     def max_frames(self) -> int:
@@ -123,6 +126,9 @@ class ClutchPipeline:
         text = self.vocab.decode_text(out)
         if not text.strip():
             raise RuntimeError("the model produced an empty caption")
+        if self.ground_pinches:
+            from engine.diffusion.contacts import ground_pinches
+            text, _ = ground_pinches(text, clip.joints)
         return text[:1].upper() + text[1:]
 
 
