@@ -1,15 +1,19 @@
-"""Named pinches: when the prompt says the thumb meets a fingertip, make the generated clip do it.
+"""Named pinches: when the prompt says the thumb meets a fingertip, make the generated clip do it;
+when a caption says so, check it against the clip.
 
 The diffusion model often heads for a named pinch and stops a centimetre or two short, or closes the
 wrong finger (ring vs little; ``bench/pinch_probe.py``). An animator who typed "pinch the thumb and
 ring finger" wants the tips to touch, the way a body tool locks a planted foot. After sampling,
 ``close_pinches`` finds the stretch where the model brings that thumb and fingertip closest and
-bends only the thumb's and that finger's three joints, in their anatomical (twist, spread, bend)
-frames and inside the joint limits, until the tips meet there; the rest of the clip, the wrists,
-the other fingers and every kept (constrained) channel are untouched.
+bends the hand's finger chains, in their anatomical (twist, spread, bend) frames and inside the
+joint limits, until the tips meet there, while every other fingertip stays on its side of HandX's
+2 cm contact line as sampled; the wrists, the other hand and every kept (constrained) channel are
+untouched. ``ground_pinches`` does the reverse for captions: a pinch the text names is checked
+against the clip's own thumb contacts and its finger (or hand) corrected.
 
-    named_pinches(prompt) -> [Pinch(hand, finger)]    # hand: 0 left, 1 right, None = unsaid
+    named_pinches(prompt) -> [Pinch(hand, finger, both)]   # hand: 0 left, 1 right, None = unsaid
     close_pinches(x, betas, hands, pinches, keep) -> (x', [report per pinch])
+    ground_pinches(caption, joints) -> (caption', [change])
 
 ``x`` is the raw representation (T, 2, 99). Pure functions; no Qt.
 """
