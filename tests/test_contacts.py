@@ -237,3 +237,28 @@ def test_clutch_caption_says_the_pinch_the_clip_makes(studio, hands, monkeypatch
     assert studio.caption(clip) == "The person pinches the thumb and ring finger of their right hand together."
     monkeypatch.setattr(pipe, "ground_pinches", False)
     assert studio.caption(clip) == said[:1].upper() + said[1:]
+
+
+def test_long_take_closes_pinches_window_by_window(hands):
+    """A take longer than one window: the pinch is closed only in the windows whose prompt segment
+    names it ("..., then ..."), each at its own closest approach; the rest of the take is the
+    sampler's."""
+    from engine.diffusion.pipeline import DiffusionPipeline, segment_prompts, window_starts
+    from engine.diffusion.text_encoder import shared_text_encoder
+    from test_diffusion import random_model
+    pipe = DiffusionPipeline(random_model(), shared_text_encoder(), hands, steps=2)
+    prompt = Prompt("pinch the thumb and ring finger of the right hand, then wave the left hand")
+    starts = window_starts(40, 20, pipe.overlap)
+    named = [bool(named_pinches(p)) for p in segment_prompts(prompt, len(starts))]
+    assert named[0] and not named[-1]
+
+    def last(**kw):
+        item = {}
+        for item in pipe.generate_iter(prompt, frames=40, seed=1, preview=False, **kw):
+            pass
+        return item
+    on, off = last(), last(close_pinches=False)
+    windows = [[s, s + 20] for s, n in zip(starts, named) if n]
+    assert on["pinches"] and all(r["frames"] in windows for r in on["pinches"])
+    untouched = max(e for _, e in windows)
+    assert np.array_equal(on["clip"].hand_pose[untouched:], off["clip"].hand_pose[untouched:])

@@ -244,13 +244,28 @@ class DiffusionPipeline:
     def finish_pinches(self, x: torch.Tensor, betas: np.ndarray, prompt: Prompt,
                        keep: torch.Tensor | None = None) -> tuple[torch.Tensor, list[dict]]:
         """Raw motion (T, 2, 99) -> the same with every thumb-to-fingertip contact the prompt names
-        closed (``contacts.close_pinches``; kept channels untouched), and one report per pinch."""
+        closed (``contacts.close_pinches``; kept channels untouched), and one report per pinch. A
+        take longer than one window is closed window by window, each with its own prompt segment
+        ("pinch ..., then wave" pinches in the first window only; a pinch said once per window is
+        made once per window), as the sampler generated it."""
         from engine.diffusion import contacts
-        pinches = contacts.named_pinches(prompt)
-        if not pinches:
-            return x, []
+        T = x.shape[0]
+        starts = window_starts(T, self.model.config.frames, self.overlap)
+        segments = segment_prompts(check_prompt(prompt), len(starts))
+        if self.hand_texts:
+            segments = [self._with_hand_texts(p) for p in segments]
+        reports = []
         with torch_threads(self.threads if self.device.type == "cpu" else None):
-            return contacts.close_pinches(x, betas, self.hands, pinches, keep)
+            for s, p in zip(starts, segments):
+                pinches = contacts.named_pinches(p)
+                if not pinches:
+                    continue
+                e = min(T, s + self.model.config.frames)
+                part, rep = contacts.close_pinches(x[s:e], betas, self.hands, pinches,
+                                                   None if keep is None else keep[s:e])
+                x = torch.cat([x[:s], part, x[e:]])
+                reports += [{**r, "frames": [s, e]} for r in rep]
+        return x, reports
 
     # --- the loop -------------------------------------------------------------------------
     def generate_iter(self, prompt: str | Prompt, frames: int = 60, seed: int = 0,
