@@ -1,6 +1,7 @@
 """Latency of the shipped models through the engine API, as the app calls them, on one device:
 diffusion text -> 2 s and 10 s clips (the model's default steps and guidance, text encoding
-included), CLUTCH text -> 2 s clip, CLUTCH caption of a 2 s clip. On a CUDA device also the 2 s
+included), CLUTCH text -> 2 s clip and a caption of a 2 s clip, with the pipeline's candidate counts and
+with one candidate. On a CUDA device also the 2 s
 clip at 5 steps, without the CUDA graph and/or with the text encoder on the CPU, and one guided
 step replayed as a graph and eager.
 
@@ -86,11 +87,19 @@ def main(argv=None) -> int:
             rows["guided step, CUDA graph"] = timed(lambda r: graphed(x_t, 500), device, 50)
             rows["guided step, eager"] = timed(lambda r: diff.guided_x0(x_t, 500, cond, unc, diff.guidance), device, 50)
     if "clutch" in studio.models:
-        rows["clutch T2M 2 s"] = timed(gen(60, "clutch"), device, args.repeats)
+        clutch = studio.pipeline("clutch")
+        k_t2m, k_cap = clutch.t2m_candidates, clutch.caption_candidates
+        rows[f"clutch T2M 2 s ({k_t2m} candidates)"] = timed(gen(60, "clutch"), device, args.repeats)
         clips = [studio.generate(t, frames=60, seed=0) for t in PROMPTS]
-        rows["clutch caption"] = timed(lambda r: studio.caption(clips[r % len(clips)]), device, args.repeats)
+        rows[f"clutch caption ({k_cap} candidates)"] = timed(lambda r: studio.caption(clips[r % len(clips)]),
+                                                             device, args.repeats)
+        clutch.t2m_candidates = clutch.caption_candidates = 1  # one sampled stream / the greedy caption
+        rows["clutch T2M 2 s (1 candidate)"] = timed(gen(60, "clutch"), device, args.repeats)
+        rows["clutch caption (greedy only)"] = timed(lambda r: studio.caption(clips[r % len(clips)]),
+                                                     device, args.repeats)
+        clutch.t2m_candidates, clutch.caption_candidates = k_t2m, k_cap
     for k, v in rows.items():
-        print(f"{k:<16} median {v['median_ms']:8.1f} ms   min {v['min_ms']:8.1f} ms   ({v['repeats']} runs)")
+        print(f"{k:<34} median {v['median_ms']:8.1f} ms   min {v['min_ms']:8.1f} ms   ({v['repeats']} runs)")
     if args.json:
         Path(args.json).write_text(json.dumps({"device": str(device), "name": name, "torch": torch.__version__,
                                                "rows": rows}, indent=1))

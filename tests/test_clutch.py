@@ -278,6 +278,39 @@ def test_constrained_decoding(vocab):
         MotionStreamProcessor(vocab, steps=0)
 
 
+
+@pytest.mark.parametrize("ff, tied", [("gated-gelu", False), ("relu", True)])
+def test_step_decoder_gives_transformers_logits(vocab, ff, tied):
+    """decode() steps the T5 with its own weights outside transformers' module stack: the logits
+    at every position equal the full teacher-forced forward pass (padded encoder rows included),
+    gated and plain feed-forward, tied and untied output layers; an ``allowed`` mask computes only
+    those rows and leaves -inf elsewhere."""
+    from dataclasses import replace
+    from engine.clutch.step_decoder import T5StepDecoder
+    torch.manual_seed(1)
+    lm = MotionLM(replace(TINY_LM, feed_forward_proj=ff, tie_word_embeddings=tied), vocab).eval()
+    a, b = vocab.encode_text("the right hand waves"), vocab.encode_text("clap")
+    inp = torch.tensor([a, b + [vocab.pad_id] * (len(a) - len(b))])
+    am = torch.tensor([[1] * len(a), [1] * len(b) + [0] * (len(a) - len(b))], dtype=torch.bool)
+    dec = torch.randint(5, vocab.size, (2, 12))
+    dec[:, 0] = vocab.pad_id
+    with torch.no_grad():
+        ref = lm(inp, am, decoder_input_ids=dec).logits
+        enc = lm.t5.get_encoder()(input_ids=inp, attention_mask=am).last_hidden_state
+    step = T5StepDecoder(lm.t5)
+    step.start(enc, am, 12)
+    got = torch.stack([step.step(dec[:, i]) for i in range(12)], 1)
+    assert torch.allclose(got, ref, atol=1e-4, rtol=1e-4)
+    allowed = MotionStreamProcessor(vocab, steps=2).allowed(1)
+    step.start(enc, am, 2)
+    step.step(dec[:, 0])
+    part = step.step(dec[:, 1], allowed)
+    assert torch.allclose(part[:, allowed], ref[:, 1, allowed], atol=1e-4, rtol=1e-4)
+    assert torch.isinf(part[:, ~allowed]).all()
+    with pytest.raises(RuntimeError, match="decoded past"):
+        step.step(dec[:, 2])
+
+
 def test_caption_no_repeat_ngram(vocab):
     """The n-gram guard bans exactly the tokens that would repeat an n-gram, and a greedy decode
     with it never repeats one (an untrained model loops on its favourite tokens without it)."""
@@ -430,6 +463,139 @@ def test_checkpoint_roundtrip_and_pipeline(run_dir, tmp_path, clips):
     with pytest.raises(InvalidMotionStream):
         pipe.vocab.parse_motion([pipe.vocab.som_id, pipe.vocab.eos_id])
 
+
+
+
+def _constrained_log_prob(lm, input_ids, target, allowed_at) -> float:
+    """Reference: full transformers logits, ids outside each position's allowed set dropped, log-softmax."""
+    inp, labels = torch.tensor([input_ids]), torch.tensor([target])
+    dec = torch.cat([torch.full_like(labels[:, :1], lm.vocab.pad_id), labels[:, :-1]], 1)
+    with torch.no_grad():
+        logits = lm(inp, torch.ones_like(inp, dtype=torch.bool), decoder_input_ids=dec).logits[0]
+    total = 0.0
+    for p, t in enumerate(target):
+        masked = logits[p].masked_fill(~allowed_at(p), float("-inf"))
+        total += float(torch.log_softmax(masked, -1)[t])
+    return total
+
+
+def test_t2m_candidates_are_reranked_by_the_lms_own_caption_likelihood(run_dir, monkeypatch):
+    from engine.clutch.pipeline import load_pipeline
+    out, _, _ = run_dir
+    pipe = load_pipeline(out / "instruct" / "model", out / "shift" / "model")
+    text = "both hands rub palms"
+    one = pipe.generate_tokens(text, 32, seed=5, candidates=1)
+    codes = [one, pipe.generate_tokens(text, 32, seed=6, candidates=1)]
+    ll = pipe.caption_log_likelihood(codes, text)
+    assert ll.shape == (2,) and torch.isfinite(ll).all() and (ll < 0).all()
+    # transformers' own teacher-forced logits, renormalised over the ids the text decoder allows
+    target = pipe.vocab.encode_text(text, eos=True)
+    ref = _constrained_log_prob(pipe.lm, pipe._m2t_ids(codes[1]), target,
+                                TextProcessor(pipe.vocab, pipe.lm.config.max_text_tokens).allowed)
+    assert float(ll[1]) == pytest.approx(ref, rel=1e-4)
+
+    seen = {}
+
+    def fake(drawn, prompt):
+        seen["drawn"], seen["prompt"] = drawn, prompt
+        return torch.tensor([-9.0, -8.0, -1.0, -5.0])
+    monkeypatch.setattr(pipe, "caption_log_likelihood", fake)
+    best = pipe.generate_tokens(text, 32, seed=5, candidates=4)
+    assert len(seen["drawn"]) == 4 and seen["prompt"] == text
+    assert all(torch.equal(best[s], seen["drawn"][2][s]) for s in STREAMS)
+    again = pipe.generate_tokens(text, 32, seed=5, candidates=4)  # seeded: the same four draws
+    assert all(torch.equal(best[s], again[s]) for s in STREAMS)
+    pipe.t2m_candidates = 4
+    assert pipe.generate(text, frames=32, seed=5).num_frames == 32 and len(seen["drawn"]) == 4
+    for bad in (0, -1, 2.0):
+        with pytest.raises(ValueError, match="candidates"):
+            pipe.generate_tokens(text, 32, seed=5, candidates=bad)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="candidate"):
+        pipe.caption_log_likelihood([], text)
+    with pytest.raises(ValueError, match="same number"):
+        pipe.caption_log_likelihood([one, pipe.generate_tokens(text, 16, seed=5, candidates=1)], text)
+
+
+
+def test_captions_are_reranked_by_how_well_they_explain_the_motion(run_dir, clips, monkeypatch):
+    import engine.clutch.pipeline as cp
+    from engine.clutch.pipeline import load_pipeline
+    out, _, _ = run_dir
+    pipe = load_pipeline(out / "instruct" / "model", out / "shift" / "model")
+    pipe.ground_pinches = False
+    clip = clips[0][0]
+    codes = pipe.caption_tokens(clip)
+    texts = ["both hands rub palms", "the right hand waves twice"]
+    explains = pipe.motion_log_likelihood(codes, texts)
+    assert explains.shape == (2,) and (explains < 0).all()
+    # each equals transformers' own teacher-forced logits of that one pair, renormalised over the
+    # ids the constrained decoder allows at each position
+    motion = pipe.vocab.motion_ids(codes)
+    steps = len(codes[STREAMS[0]])
+    for i, t in enumerate(texts):
+        ref = _constrained_log_prob(pipe.lm, pipe._t2m_ids(t), motion, MotionStreamProcessor(pipe.vocab, steps, steps).allowed)
+        assert float(explains[i]) == pytest.approx(ref, rel=1e-4)
+    # without a constraint: transformers' cross-entropy itself
+    inp = torch.tensor([pipe._t2m_ids(texts[0])])
+    with torch.no_grad():
+        loss = pipe.lm(inp, torch.ones_like(inp, dtype=torch.bool), labels=torch.tensor([motion])).loss
+        free = pipe.lm.target_log_prob(inp, torch.ones_like(inp, dtype=torch.bool), torch.tensor([motion]),
+                                       torch.ones(1, len(motion), dtype=torch.bool))
+    assert float(free[0]) == pytest.approx(-float(loss) * len(motion), rel=1e-4)
+    assert float(explains[0]) > float(free[0])  # renormalising over fewer ids raises each probability
+
+    # decode's running log-probability of what it emitted = the teacher-forced one of those ids
+    m2t = torch.tensor([pipe._m2t_ids(codes)] * 3)
+    proc = TextProcessor(pipe.vocab, pipe.lm.config.max_text_tokens)
+    ids, lp = pipe.lm.decode(m2t, torch.ones_like(m2t, dtype=torch.bool), proc, max_len=12, stop_id=pipe.vocab.eos_id,
+                             temperature=0.9, top_k=20, generator=torch.Generator().manual_seed(3), greedy_rows=1,
+                             return_log_prob=True)
+    greedy = pipe.lm.decode(m2t[:1], torch.ones_like(m2t[:1], dtype=torch.bool), proc, max_len=12,
+                            stop_id=pipe.vocab.eos_id)
+    assert ids[0, :greedy.shape[1]].tolist() == greedy[0].tolist()  # row 0 stays greedy among samples
+    for r in range(3):
+        row = ids[r].tolist()
+        n = row.index(pipe.vocab.eos_id) + 1 if pipe.vocab.eos_id in row else len(row)
+        assert float(lp[r]) == pytest.approx(_constrained_log_prob(pipe.lm, m2t[r].tolist(), row[:n], proc.allowed),
+                                             rel=1e-4, abs=1e-4)
+
+    # a rambling sample does not hold the batch: decoding ends f x the greedy length (+ 2) after it stops
+    g = (greedy[0] == pipe.vocab.eos_id).nonzero()
+    if len(g):
+        n = int(g[0, 0]) + 1
+        cut = pipe.lm.decode(m2t, torch.ones_like(m2t, dtype=torch.bool), proc, max_len=12, stop_id=pipe.vocab.eos_id,
+                             temperature=0.9, top_k=20, generator=torch.Generator().manual_seed(3), greedy_rows=1,
+                             sampled_len_factor=1.0)
+        assert cut.shape[1] <= min(12, n + 2) and cut[0, :n].tolist() == greedy[0, :n].tolist()
+
+    pipe.caption_candidates = 1
+    greedy_caption = pipe.caption(clip)
+    seen = {}
+
+    def fake(c, cands):
+        seen["texts"] = cands
+        return torch.arange(len(cands), dtype=torch.float32) * 1e6  # the last candidate explains best
+    monkeypatch.setattr(pipe, "motion_log_likelihood", fake)
+    assert pipe.caption(clip) == greedy_caption and "texts" not in seen  # one candidate: no scoring
+    pipe.caption_candidates = 6
+    picked = pipe.caption(clip)
+    cands = seen["texts"]
+    assert 1 <= len(cands) <= 6 and len(set(cands)) == len(cands)
+    assert cands[0].lower() == greedy_caption.lower()  # the greedy caption is always a candidate
+    assert picked.lower() == cands[-1].lower()
+    assert pipe.caption(clip) == picked  # seeded: the same clip gets the same caption
+    if len(cands) > 1:  # a heavy weight on log p(caption | motion) picks the likeliest instead
+        monkeypatch.setattr(cp, "CAPTION_LIKELIHOOD_WEIGHT", 1e6)
+        monkeypatch.setattr(pipe, "motion_log_likelihood", lambda c, t: torch.zeros(len(t)))
+        likeliest = pipe.caption(clip)
+        assert likeliest.lower() in [c.lower() for c in cands]
+    pipe.caption_candidates = 0
+    with pytest.raises(ValueError, match="caption_candidates"):
+        pipe.caption(clip)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="texts is empty"):
+        pipe.motion_log_likelihood(codes, [])
 
 def test_tokenizer_metrics(run_dir):
     from engine.clutch.evaluate import format_table, procrustes_align, tokenizer_metrics

@@ -228,7 +228,7 @@ def test_run_eval_clutch_cli(corpus_dir, model_dirs, tmp_path, capsys):
     variants = [f"PT only={model_dirs / 'clutch' / 'lm'}", f"PT + IFT={model_dirs / 'lm_ift'}"]
     args = _args(data=corpus_dir, variant=variants,
                  shift=model_dirs / "clutch" / "shift", evaluator=model_dirs / "evaluator", n=N_TEST, pool=4,
-                 json=out)
+                 json=out, candidates=2, **{"caption-candidates": 2})
     assert args.clutch_model is None and args.threads == 1
     assert run_eval_clutch(args) == 0
     text = capsys.readouterr().out
@@ -256,3 +256,11 @@ def test_run_eval_clutch_errors(corpus_dir, model_dirs, tmp_path):
         run_eval_clutch(_args(data=corpus_dir, model=model_dirs / "clutch", evaluator=tmp_path))
     with pytest.raises(ValueError, match="usable clips"):
         run_eval_clutch(_args(data=corpus_dir, model=model_dirs / "clutch", evaluator=ev, n=64, pool=32))
+    with pytest.raises(ValueError, match="the val split has 0 usable clips"):
+        run_eval_clutch(_args(data=corpus_dir, model=model_dirs / "clutch", evaluator=ev, n=N_TEST, pool=4,
+                              split="val"))
+    with pytest.raises(ValueError, match="--candidates must be >= 1"):
+        run_eval_clutch(_args(data=corpus_dir, model=model_dirs / "clutch", evaluator=ev, candidates=0))
+    with pytest.raises(ValueError, match="--caption-candidates must be >= 1"):
+        run_eval_clutch(_args(data=corpus_dir, model=model_dirs / "clutch", evaluator=ev,
+                              **{"caption-candidates": 0}))

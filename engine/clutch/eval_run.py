@@ -61,8 +61,9 @@ class ClutchTestSet:
         return self._emb[id(ev)]
 
 
-def clutch_test_set(corpus, n: int = 256, pool: int = 32) -> ClutchTestSet:
-    """The first ``n`` test clips of a corpus (folder or ``Corpus``) whose level-1 prompt fits."""
+def clutch_test_set(corpus, n: int = 256, pool: int = 32, split: str = "test") -> ClutchTestSet:
+    """The first ``n`` clips of a corpus (folder or ``Corpus``) split whose level-1 prompt fits
+    (``split`` "val" to choose settings, "test" to report them)."""
     from engine.data.corpus import Corpus
     from engine.evaluation.run import test_prompts, token_counter
     from engine.motion.clip import Clip
@@ -71,20 +72,22 @@ def clutch_test_set(corpus, n: int = 256, pool: int = 32) -> ClutchTestSet:
         raise ValueError(f"pool must be an int >= 2; got {pool!r}")
     if not isinstance(n, int) or n < pool:
         raise ValueError(f"n must be an int >= pool ({pool}); got {n!r}")
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test'; got {split!r}")
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
-    positions = [i for i, e in enumerate(corpus.index) if e["split"] == "test"]
+    positions = [i for i, e in enumerate(corpus.index) if e["split"] == split]
     entries = [corpus.index[i] for i in positions]
     prompts = test_prompts(entries, TEXT_WINDOW, token_counter())
     keep = [k for k, p in enumerate(prompts) if p is not None][:n]
     if len(keep) < pool:
-        raise ValueError(f"{corpus.path}: the test split has {len(keep)} usable clips; R-precision in pools of "
+        raise ValueError(f"{corpus.path}: the {split} split has {len(keep)} usable clips; R-precision in pools of "
                          f"{pool} needs at least {pool}")
     refs, gt_caps = [], []
     for k in keep:
         e = entries[k]
         texts = list(dict.fromkeys(t["text"].strip() for t in e["texts"] if t.get("text", "").strip()))
         if not texts:
-            raise ValueError(f"{corpus.path}: test clip {e['id']} has no whole-motion text at any level")
+            raise ValueError(f"{corpus.path}: {split} clip {e['id']} has no whole-motion text at any level")
         refs.append(texts)
         level1 = e["texts"][0].get("text", "").strip()
         gt_caps.append(level1 or prompts[k].text or texts[0])
@@ -253,6 +256,8 @@ def add_eval_clutch_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of `hand-studio eval clutch` (``--model`` is stored as ``clutch_model``: the eval
     subcommand itself lives in ``args.model``)."""
     p.add_argument("--data", required=True, help="corpus folder (its test split is evaluated)")
+    p.add_argument("--split", choices=("val", "test"), default="test",
+                   help="corpus split to evaluate (default test; val to choose settings)")
     p.add_argument("--model", dest="clutch_model", metavar="FOLDER",
                    help="CLUTCH model folder with shift/ and lm/ (default: the shipped one)")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=LM_FOLDER",
@@ -266,6 +271,12 @@ def add_eval_clutch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool", type=int, default=32, help="R-precision pool size (default 32)")
     p.add_argument("--json", metavar="OUT", help="also write every row and caption to this JSON file")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--candidates", type=int, default=None, metavar="K",
+                   help="text-to-motion draws K token streams per prompt and keeps the one the LM's "
+                        "captioner scores highest (default: the pipeline's setting)")
+    p.add_argument("--caption-candidates", type=int, default=None, metavar="K",
+                   help="captions: the greedy one and K-1 sampled, the one that best explains the motion "
+                        "kept (default: the pipeline's setting; 1 = greedy alone)")
     p.add_argument("--no-repeat-ngram", type=int, default=None, metavar="N",
                    help="captions never repeat an N-gram of word pieces (default 0: plain greedy, the "
                         "pipeline's setting)")
@@ -311,16 +322,24 @@ def run_eval_clutch(args: argparse.Namespace) -> int:
     from engine.threads import torch_threads
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1; got {args.threads}")
+    if args.candidates is not None and args.candidates < 1:
+        raise ValueError(f"--candidates must be >= 1; got {args.candidates}")
+    if args.caption_candidates is not None and args.caption_candidates < 1:
+        raise ValueError(f"--caption-candidates must be >= 1; got {args.caption_candidates}")
     models = _models(args)
     ev = _load_evaluator(args.evaluator)
     results = {}
     with torch_threads(args.threads):
-        test = clutch_test_set(args.data, args.n, args.pool)
+        test = clutch_test_set(args.data, args.n, args.pool, args.split)
 
         for name, (lm, shift) in models.items():
             pipe = load_pipeline(lm, shift)
             if args.no_repeat_ngram is not None:
                 pipe.caption_no_repeat_ngram = args.no_repeat_ngram
+            if args.candidates is not None:
+                pipe.t2m_candidates = args.candidates
+            if args.caption_candidates is not None:
+                pipe.caption_candidates = args.caption_candidates
 
             def progress(item, name=name):
                 if item["done"] % 64 == 0 or item["done"] == item["of"]:
@@ -334,7 +353,7 @@ def run_eval_clutch(args: argparse.Namespace) -> int:
                       f"{TEXT_WINDOW}-token window for R-precision (BLEU / ROUGE-L use them whole)", file=sys.stderr)
     first = next(iter(results.values()))
     styles = ", ".join(f"{k}: {r['prompt_style']}" for k, r in results.items())
-    print(f"{first['n']} test clips, R-precision pools of {args.pool}, seed {args.seed}; prompt style {styles}")
+    print(f"{first['n']} {args.split} clips, R-precision pools of {args.pool}, seed {args.seed}; prompt style {styles}")
     print(report(results))
     if args.json:
         Path(args.json).write_text(json.dumps({"n": first["n"], "pool": args.pool, "seed": args.seed,

@@ -13,6 +13,7 @@ a text answer uses text ids only and ends with [SEP]. The result is parsed stric
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from transformers import T5Config, T5ForConditionalGeneration  # noqa: E402
 from transformers.generation import LogitsProcessor  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
+from engine.clutch.step_decoder import T5StepDecoder  # noqa: E402
 from engine.clutch.vocab import MotionVocab  # noqa: E402
 from engine.diffusion.checkpoint import (CheckpointError, load_tensors, save_tensors,  # noqa: E402
                                          write_folder_atomically)
@@ -148,6 +150,7 @@ class TextProcessor(LogitsProcessor):
         self.eos[vocab.eos_id] = True
         self.pad = torch.zeros(vocab.size, dtype=torch.bool)
         self.pad[vocab.pad_id] = True
+        self.words_or_eos = self.words | self.eos  # one tensor, so decoding caches its output rows
 
     def allowed(self, p: int) -> torch.Tensor:
         if p == 0:
@@ -156,7 +159,7 @@ class TextProcessor(LogitsProcessor):
             return self.eos
         if p >= self.max_len:
             return self.pad
-        return self.words | self.eos
+        return self.words_or_eos
 
     def banned(self, generated: list[int]) -> set[int]:
         """Tokens that would complete an n-gram already in ``generated`` (the answer so far)."""
@@ -224,37 +227,96 @@ class MotionLM(nn.Module):
             raise ValueError(f"{what} is too long: {len(ids)} tokens, at most {self.config.max_input_tokens}")
 
     @torch.no_grad()
+    def target_log_prob(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                        counted: torch.Tensor, allowed_at=None) -> torch.Tensor:
+        """Teacher-forced log p(labels | input) per row (nats, summed where ``counted``). input_ids /
+        attention_mask (B, L), labels / counted (B, M). ``allowed_at(p)`` -> (V,) bool (a processor's
+        ``allowed``): each position's distribution is renormalised over the ids the constrained
+        decoder may emit there - the probability of what ``decode`` samples - and only those output
+        rows are computed (a motion position: one stream's 512 of 5 k rows); a label outside its
+        position's set has probability 0 (-inf)."""
+        pad = self.vocab.pad_id
+        dec = torch.cat([torch.full_like(labels[:, :1], pad), labels[:, :-1]], 1)  # T5's shift right
+        enc = self.t5.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        h = self.t5.get_decoder()(input_ids=dec, encoder_hidden_states=enc,
+                                  encoder_attention_mask=attention_mask).last_hidden_state
+        cfg = self.t5.config
+        if getattr(cfg, "scale_decoder_outputs", cfg.tie_word_embeddings):
+            h = h * cfg.d_model ** -0.5
+        weight = self.t5.lm_head.weight
+        target = (h * weight[labels]).sum(-1).float()  # (B, M) logits of the labels
+        if allowed_at is None:
+            lp = target - torch.logsumexp(self.t5.lm_head(h).float(), -1)
+        else:
+            lp = torch.empty_like(target)
+            groups: dict = {}
+            for p in range(labels.shape[1]):
+                m = allowed_at(p)
+                groups.setdefault(id(m), (m, []))[1].append(p)
+            for m, pos in groups.values():
+                m = m.to(labels.device)
+                norm = torch.logsumexp((h[:, pos] @ weight[m].T).float(), -1)
+                ok = m[labels[:, pos]]
+                lp[:, pos] = torch.where(ok, target[:, pos] - norm, torch.full_like(norm, float("-inf")))
+        return torch.where(counted.bool(), lp, torch.zeros_like(lp)).sum(-1)
+
+    @torch.no_grad()
     def decode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, processor: LogitsProcessor,
                max_len: int, stop_id: int, temperature: float = 0.0, top_k: int = 0,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        """Autoregressive decoding with a KV cache. -> (B, n) generated ids (decoder start excluded);
-        rows that stopped early are padded. ``temperature`` 0 = greedy."""
+               generator: torch.Generator | None = None, greedy_rows: int = 0,
+               return_log_prob: bool = False, sampled_len_factor: float = 0.0):
+        """Autoregressive decoding with a KV cache (``step_decoder.T5StepDecoder``). -> (B, n)
+        generated ids (decoder start excluded);
+        rows that stopped early are padded. ``temperature`` 0 = greedy; with a temperature, the
+        first ``greedy_rows`` rows are still decoded greedily (a greedy answer and samples in one batch).
+        ``return_log_prob``: also (B,) the log-probability of each row's ids (stop id included) under
+        the constrained distribution at temperature 1 - what ``target_log_prob`` gives for them.
+        ``sampled_len_factor`` f > 0 (with greedy rows): once the greedy rows have stopped at n ids,
+        decoding ends after f * n + 2 ids; sampled rows still running then have no stop id (a
+        caller drops them) - a rambling sample does not hold up the whole batch."""
         B = input_ids.shape[0]
         dev = input_ids.device
-        enc = self.t5.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+        same = B > 1 and bool((input_ids == input_ids[:1]).all()) and bool((attention_mask == attention_mask[:1]).all())
+        if same:  # candidates of one input: encode it once
+            enc = self.t5.get_encoder()(input_ids=input_ids[:1], attention_mask=attention_mask[:1]).last_hidden_state
+            enc = enc.expand(B, -1, -1)
+        else:
+            enc = self.t5.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         dec = torch.full((B, 1), self.vocab.pad_id, dtype=torch.long, device=dev)
         done = torch.zeros(B, dtype=torch.bool, device=dev)
-        past = None
-        for _ in range(max_len):
-            out = self.t5(encoder_outputs=enc, attention_mask=attention_mask, decoder_input_ids=dec[:, -1:],
-                          past_key_values=past, use_cache=True)
-            past = out.past_key_values
-            scores = processor(dec, out.logits[:, -1].float())  # (B, V)
+        stepper = T5StepDecoder(self.t5)  # transformers' logits, a fraction of its per-token overhead
+        stepper.start(enc, attention_mask, max_len)
+        allowed_at = getattr(processor, "allowed", None)  # our processors: the ids each position may take
+        log_prob = torch.zeros(B, device=dev)
+        limit = max_len
+        for n in range(max_len):
+            if n >= limit:
+                break
+            allowed = allowed_at(dec.shape[1] - 1) if allowed_at is not None else None
+            scores = processor(dec, stepper.step(dec[:, -1], allowed))  # (B, V)
+            logp = torch.log_softmax(scores, -1) if return_log_prob else None
             if temperature and temperature > 0:
                 scores = scores / temperature
-                if top_k:
-                    kth = scores.topk(min(top_k, scores.shape[-1]), -1).values[:, -1:]
-                    scores = scores.masked_fill(scores < kth, float("-inf"))
-                probs = torch.softmax(scores, -1)
-                nxt = torch.multinomial(probs.cpu(), 1, generator=generator).to(dev)[:, 0]
+                if top_k:  # sample among the k best only (the same distribution, a k-wide draw)
+                    vals, idx = scores.topk(min(top_k, scores.shape[-1]), -1)
+                    pick = torch.multinomial(torch.softmax(vals, -1).cpu(), 1, generator=generator).to(dev)
+                    nxt = idx.gather(1, pick)[:, 0]
+                else:
+                    nxt = torch.multinomial(torch.softmax(scores, -1).cpu(), 1, generator=generator).to(dev)[:, 0]
+                if greedy_rows:
+                    nxt[:greedy_rows] = scores[:greedy_rows].argmax(-1)
             else:
                 nxt = scores.argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, self.vocab.pad_id), nxt)
+            if logp is not None:
+                log_prob += torch.where(done, torch.zeros_like(log_prob), logp.gather(1, nxt[:, None])[:, 0])
             dec = torch.cat([dec, nxt[:, None]], 1)
             done |= nxt == stop_id
             if bool(done.all()):
                 break
-        return dec[:, 1:]
+            if sampled_len_factor > 0 and greedy_rows and limit == max_len and bool(done[:greedy_rows].all()):
+                limit = min(max_len, math.ceil(sampled_len_factor * (n + 1)) + 2)
+        return (dec[:, 1:], log_prob) if return_log_prob else dec[:, 1:]
 
 
 # --- checkpoints -----------------------------------------------------------------------------
