@@ -143,19 +143,21 @@ def test_close_pinches_leaves_closed_and_kept(hands):
     assert thumb_gaps(tensor_to_clip(x6, clip.betas).joints)[:, :, 0].min(0).max() < 0.010
 
 
+def _final(pipe, prompt, **kw) -> dict:
+    """The last item of ``pipe.generate_iter`` (the finished take and its pinch reports)."""
+    item = {}
+    for item in pipe.generate_iter(prompt, preview=False, **kw):
+        pass
+    return item
+
+
 def test_pipeline_closes_named_pinches(hands):
     from engine.diffusion.pipeline import DiffusionPipeline
     from engine.diffusion.text_encoder import shared_text_encoder
     from test_diffusion import random_model
     pipe = DiffusionPipeline(random_model(), shared_text_encoder(), hands, steps=2)
     prompt = Prompt("pinch the thumb and ring finger of the right hand together")
-
-    def last(**kw):
-        item = {}
-        for item in pipe.generate_iter(prompt, frames=20, seed=3, preview=False, **kw):
-            pass
-        return item
-    on, off = last(), last(close_pinches=False)
+    on, off = (_final(pipe, prompt, frames=20, seed=3, close_pinches=c) for c in (None, False))
     assert off["pinches"] == [] and [r["finger"] for r in on["pinches"]] == ["ring"]
     gap_on, gap_off = (thumb_gaps(it["clip"].joints)[:, 1, 2].min() * 1000 for it in (on, off))
     rep = on["pinches"][0]
@@ -175,7 +177,7 @@ def test_pipeline_closes_named_pinches(hands):
         lab_on, lab_off = (thumb_gaps(c.joints)[:, :, [0, 1, 3]].min(0) < 0.02 for c in (on, off))
         assert (lab_on == lab_off).all(), seed
     pipe.close_pinches = False  # the pipeline setting is the default
-    assert last()["pinches"] == []
+    assert _final(pipe, prompt, frames=20, seed=3)["pinches"] == []
 
 
 def test_generation_plan_passes_close_pinches():
@@ -251,13 +253,7 @@ def test_long_take_closes_pinches_window_by_window(hands):
     starts = window_starts(40, 20, pipe.overlap)
     named = [bool(named_pinches(p)) for p in segment_prompts(prompt, len(starts))]
     assert named[0] and not named[-1]
-
-    def last(**kw):
-        item = {}
-        for item in pipe.generate_iter(prompt, frames=40, seed=1, preview=False, **kw):
-            pass
-        return item
-    on, off = last(), last(close_pinches=False)
+    on, off = (_final(pipe, prompt, frames=40, seed=1, close_pinches=c) for c in (None, False))
     windows = [[s, s + 20] for s, n in zip(starts, named) if n]
     assert on["pinches"] and all(r["frames"] in windows for r in on["pinches"])
     untouched = max(e for _, e in windows)
