@@ -129,21 +129,25 @@ class Studio:
 
     def generate(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, model: str = "diffusion",
                  constraints: Constraints | None = None, steps: int | None = None,
-                 close_pinches: bool | None = None) -> Clip:
-        """Text -> clip with the named model."""
+                 close_pinches: bool | None = None, candidates: int | None = None) -> Clip:
+        """Text -> clip with the named model. ``candidates`` (clutch): token streams drawn, the one
+        the model's own captioner matches best to the prompt kept (None: the pipeline's default)."""
         if model == "clutch":
             if constraints is not None or steps is not None or close_pinches is not None:
                 raise ValueError("the clutch model takes no constraints, steps or pinch closing; "
                                  "use model='diffusion'")
-            return self.pipeline(model).generate(prompt, frames, seed)
+            return self.pipeline(model).generate(prompt, frames, seed, candidates=candidates)
+        if candidates is not None:
+            raise ValueError("candidates is a clutch setting; the diffusion model draws one sample per seed")
         return self.pipeline(model).generate(prompt, frames, seed, constraints, steps, close_pinches=close_pinches)
 
-    def caption(self, clip: Clip) -> str:
-        """Motion -> text, with the CLUTCH model."""
+    def caption(self, clip: Clip, candidates: int | None = None) -> str:
+        """Motion -> text, with the CLUTCH model. ``candidates``: the greedy caption and candidates - 1
+        sampled ones, the one that best explains the motion kept (None: the pipeline's default)."""
         if self._clutch_folder() is None:
             raise ModelNotAvailable("no captioning model is installed: CLUTCH ships under "
                                     f"resources/{SHIPPED_CLUTCH} (see `hand-studio info`)")
-        return self.pipeline("clutch").caption(clip)
+        return self.pipeline("clutch").caption(clip, candidates=candidates)
 
     def info(self) -> dict:
         """Versions, device, hand backend and the skeleton contract."""

@@ -56,6 +56,9 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default="diffusion", help="diffusion or clutch")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
+    p.add_argument("--candidates", type=int, default=None, metavar="K",
+                   help="clutch: draw K token streams and keep the one the model's own captioner matches "
+                        "best to the text (default: the model's, 8; 1 = plain sampling, fastest)")
     p.add_argument("--no-close-pinches", dest="close_pinches", action="store_false",
                    help="diffusion: leave the thumb-fingertip pinches the prompt names as the model made them "
                         "(by default they are closed)")
@@ -69,8 +72,11 @@ def _run_generate(args: argparse.Namespace) -> int:
     prompt = Prompt(args.text, args.left, args.right)
     pinches = []
     if args.model == "clutch":
-        clip = studio.generate(prompt, frames=args.frames, seed=args.seed, model=args.model, steps=args.steps)
+        clip = studio.generate(prompt, frames=args.frames, seed=args.seed, model=args.model, steps=args.steps,
+                               candidates=args.candidates)
     else:
+        if args.candidates is not None:
+            raise ValueError("--candidates is for --model clutch; the diffusion model draws one sample per seed")
         item = {}
         for item in studio.generate_iter(prompt, frames=args.frames, seed=args.seed, model=args.model,
                                          steps=args.steps, close_pinches=args.close_pinches):
@@ -154,6 +160,9 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 def _add_caption(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="a clip (any format `import` reads)")
+    p.add_argument("--candidates", type=int, default=None, metavar="K",
+                   help="the greedy caption and K-1 sampled ones; the one that best explains the motion "
+                        "is printed (default: the model's, 8; 1 = greedy, fastest)")
     p.add_argument("--device", default="auto")
 
 
@@ -161,7 +170,7 @@ def _run_caption(args: argparse.Namespace) -> int:
     from engine.api import Studio
     from engine.motion.clip import Clip
     clip = Clip.load(args.file)
-    print(Studio.load(device=args.device).caption(clip))
+    print(Studio.load(device=args.device).caption(clip, candidates=args.candidates))
     return 0
 
 

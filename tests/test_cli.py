@@ -71,6 +71,17 @@ def test_caption_and_clutch_generate_with_the_shipped_model(tmp_path):
     assert r.returncode == 0, r.stderr
     clip = Clip.load(tmp_path / "c.npz")
     assert clip.num_frames == 60 and np.isfinite(clip.transl).all()
+    # the candidate counts: 1 = plain sampling / the greedy caption; out of range or for the
+    # diffusion model, one clear error
+    r = run("generate", "A person claps their hands.", "--model", "clutch", "--candidates", "1",
+            "--out", str(tmp_path / "c1.npz"))
+    assert r.returncode == 0, r.stderr
+    r = run("caption", str(tmp_path / "c1.npz"), "--candidates", "1")
+    assert r.returncode == 0 and len(r.stdout.split()) >= 3, r.stderr
+    r = run("caption", str(tmp_path / "c1.npz"), "--candidates", "0")
+    assert r.returncode == 2 and "candidates must be an int >= 1" in r.stderr
+    r = run("generate", "clap", "--candidates", "4", "--out", str(tmp_path / "d.npz"))
+    assert r.returncode == 2 and "--candidates is for --model clutch" in r.stderr
 
 
 def test_generate_with_the_shipped_model_writes_clips(tmp_path):

@@ -591,8 +591,13 @@ def test_captions_are_reranked_by_how_well_they_explain_the_motion(run_dir, clip
         likeliest = pipe.caption(clip)
         assert likeliest.lower() in [c.lower() for c in cands]
     pipe.caption_candidates = 0
-    with pytest.raises(ValueError, match="caption_candidates"):
+    with pytest.raises(ValueError, match="caption candidates must be an int >= 1"):
         pipe.caption(clip)
+    pipe.caption_candidates = 6
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match="caption candidates must be an int >= 1"):
+            pipe.caption(clip, candidates=bad)
+    assert pipe.caption(clip, candidates=1) == greedy_caption  # a per-call count beats the setting
     monkeypatch.undo()
     with pytest.raises(ValueError, match="texts is empty"):
         pipe.motion_log_likelihood(codes, [])

@@ -94,7 +94,7 @@ class ClutchPipeline:
         ids = self._t2m_ids(text)
         self.lm.check_input(ids, "prompt")
         k = self.t2m_candidates if candidates is None else candidates
-        if not isinstance(k, int) or k < 1:
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"candidates must be an int >= 1; got {k!r}")
         steps = math.ceil(frames / DOWNSAMPLE)
         inp = torch.tensor([ids] * k, device=self.device)
@@ -183,21 +183,22 @@ class ClutchPipeline:
         return {s: c[0] for s, c in self.shift.encode(x).items()}
 
     @torch.no_grad()
-    def caption(self, clip: Clip) -> str:
-        """Clip (8..max_frames frames at 30 fps) -> one sentence."""
+    def caption(self, clip: Clip, candidates: int | None = None) -> str:
+        """Clip (8..max_frames frames at 30 fps) -> one sentence. ``candidates``: the greedy caption
+        and candidates - 1 sampled ones (None = ``self.caption_candidates``; 1 = greedy alone)."""
         with torch_threads(INFER_THREADS if self.device.type == "cpu" else None):
-            return self._caption(clip)
+            return self._caption(clip, candidates)
 
-    def _caption(self, clip: Clip) -> str:
+    def _caption(self, clip: Clip, candidates: int | None = None) -> str:
+        k = self.caption_candidates if candidates is None else candidates
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"caption candidates must be an int >= 1; got {k!r}")
         codes = self.caption_tokens(clip)
         ids = self._m2t_ids(codes)
         self.lm.check_input(ids, "motion")
         inp = torch.tensor([ids], device=self.device)
         max_len = self.lm.config.max_text_tokens
         processor = TextProcessor(self.vocab, max_len, self.caption_no_repeat_ngram)
-        k = self.caption_candidates
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"caption_candidates must be an int >= 1; got {k!r}")
         # row 0 greedy, rows 1.. sampled (seeded: a clip always gets the same caption), one batch
         many = inp.expand(k, -1)
         out, likely = self.lm.decode(many, torch.ones_like(many, dtype=torch.bool), processor, max_len=max_len,
