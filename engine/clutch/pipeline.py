@@ -24,7 +24,7 @@ SHIPPED = "models/clutch"  # under resources/
 FPS = 30.0
 T2M_TEMPERATURE, T2M_TOP_K = 0.8, 20  # sampling for generate(); captions are greedy
 # generate() draws this many token streams in one batch and keeps the one the LM's own captioner
-# scores highest for the prompt (log p(prompt | motion)). Val split, 256 clips, T2M R@3 / R@1:
+# scores highest for the prompt (log p(prompt | motion)). Val split, 256 clips, v3 weights, T2M R@3 / R@1:
 # 1: 0.887 / 0.672, 8: 0.934 / 0.699, 16: 0.930 / 0.777; 2 s clip on the 2-core VM 157 / 307 / 444 ms.
 T2M_CANDIDATES = 8
 # Captions are plain greedy: a word-piece n-gram ban (TextProcessor(no_repeat_ngram=n)) stops the
@@ -34,7 +34,7 @@ CAPTION_NO_REPEAT_NGRAM = 0
 # caption() decodes the greedy caption and CAPTION_CANDIDATES - 1 sampled ones in one batch, then keeps
 # the one that best explains the motion: log p(motion | caption) (the LM's text -> motion task)
 # + CAPTION_LIKELIHOOD_WEIGHT x log p(caption | motion) (how natural a caption of it the LM finds it).
-# Val split, 256 clips, M2T R@1 / R@3 / BLEU-4: greedy 0.641 / 0.867 / 0.599, 4: 0.699 / 0.867 / 0.623,
+# Val split, 256 clips, v3 weights, M2T R@1 / R@3 / BLEU-4: greedy 0.641 / 0.867 / 0.599, 4: 0.699 / 0.867 / 0.623,
 # 8: 0.746 / 0.895 / 0.636 (60 / 201 / 311 ms per caption; 172 ms with CAPTION_MAX_LENGTH_RATIO, val
 # 0.730 / 0.898 / 0.641); weight 0: BLEU-4 0.544, 0.5-1: R@3 0.867.
 CAPTION_CANDIDATES, CAPTION_TEMPERATURE, CAPTION_TOP_K = 8, 0.7, 20
