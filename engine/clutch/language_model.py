@@ -27,7 +27,7 @@ from transformers import T5Config, T5ForConditionalGeneration  # noqa: E402
 from transformers.generation import LogitsProcessor  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
-from engine.clutch.step_decoder import T5StepDecoder  # noqa: E402
+from engine.clutch.step_decoder import T5StepDecoder, output_scale  # noqa: E402
 from engine.clutch.vocab import MotionVocab  # noqa: E402
 from engine.diffusion.checkpoint import (CheckpointError, load_tensors, save_tensors,  # noqa: E402
                                          write_folder_atomically)
@@ -240,9 +240,9 @@ class MotionLM(nn.Module):
         enc = self.t5.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         h = self.t5.get_decoder()(input_ids=dec, encoder_hidden_states=enc,
                                   encoder_attention_mask=attention_mask).last_hidden_state
-        cfg = self.t5.config
-        if getattr(cfg, "scale_decoder_outputs", cfg.tie_word_embeddings):
-            h = h * cfg.d_model ** -0.5
+        scale = output_scale(self.t5.config)
+        if scale is not None:
+            h = h * scale
         weight = self.t5.lm_head.weight
         target = (h * weight[labels]).sum(-1).float()  # (B, M) logits of the labels
         if allowed_at is None:

@@ -22,12 +22,12 @@ from engine.threads import torch_threads
 
 SHIPPED = "models/clutch"  # under resources/
 FPS = 30.0
-T2M_TEMPERATURE, T2M_TOP_K = 0.8, 20  # sampling for generate(); captions are greedy
+T2M_TEMPERATURE, T2M_TOP_K = 0.8, 20  # sampling for generate()
 # generate() draws this many token streams in one batch and keeps the one the LM's own captioner
 # scores highest for the prompt (log p(prompt | motion)). Val split, 256 clips, v3 weights, T2M R@3 / R@1:
 # 1: 0.887 / 0.672, 8: 0.934 / 0.699, 16: 0.930 / 0.777; 2 s clip on the 2-core VM 157 / 307 / 444 ms.
 T2M_CANDIDATES = 8
-# Captions are plain greedy: a word-piece n-gram ban (TextProcessor(no_repeat_ngram=n)) stops the
+# Caption decoding has no n-gram ban: one (TextProcessor(no_repeat_ngram=n)) stops the
 # "first X and finally X" loops but makes non-words ("makes a pinches") and lowered BLEU-4 / ROUGE-L
 # on 128 test clips (n=0: 0.346 / 0.449, n=4: 0.333 / 0.432, n=6: 0.342 / 0.439; docs/clutch.md).
 CAPTION_NO_REPEAT_NGRAM = 0

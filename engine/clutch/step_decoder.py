@@ -2,8 +2,8 @@
 own weights.
 
 Why: the LM is small (d_model 192, 3 decoder layers), so a decoding step through transformers'
-module stack is almost all Python and cache bookkeeping - 5.8 ms per token on the 2-core VM, of
-which the matrix products are ~1.2 ms - and a 2 s clip is 66 tokens. This decoder precomputes what
+module stack was mostly Python and cache bookkeeping (5.8 ms per token on the loaded 2-core VM;
+a 2 s clip is 66 tokens); stepped here, a token costs about what reading the weights costs. This decoder precomputes what
 does not change during decoding (the cross-attention keys/values of the encoder output and the
 decoder's relative-position bias, taken from the model's own ``compute_bias``), keeps the
 self-attention cache in preallocated tensors, and runs each step as a short list of matmuls. The
@@ -18,6 +18,13 @@ from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
+
+
+def output_scale(config) -> float | None:
+    """The factor T5 applies to the decoder output before the output layer: d_model^-0.5 when that
+    layer is tied to the embeddings (``scale_decoder_outputs`` in newer transformers), else None."""
+    tied = getattr(config, "scale_decoder_outputs", config.tie_word_embeddings)
+    return config.d_model ** -0.5 if tied else None
 
 
 def _rms(x: torch.Tensor, norm) -> torch.Tensor:
@@ -36,7 +43,7 @@ class T5StepDecoder:
         self.final_norm = t5.get_decoder().final_layer_norm
         self.embed = t5.get_decoder().embed_tokens
         self.H, self.dk = cfg.num_heads, cfg.d_kv
-        self.scale_out = cfg.d_model ** -0.5 if getattr(cfg, "scale_decoder_outputs", cfg.tie_word_embeddings) else None
+        self.scale_out = output_scale(cfg)
         attn0 = self.blocks[0].layer[0].SelfAttention
         if not attn0.has_relative_attention_bias:
             raise ValueError("expected the first decoder self-attention layer to hold the relative position bias")
@@ -129,13 +136,11 @@ class T5StepDecoder:
     def _rows(self, allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(ids, their output-layer rows) of an ``allowed`` mask, cached per mask tensor (the
         processors hand out the same few masks at every step)."""
-        key = (allowed.data_ptr(), allowed.device)
-        hit = self._row_cache.get(key)
-        if hit is None or hit[0] is not allowed:
+        hit = self._row_cache.get(id(allowed))
+        if hit is None or hit[0] is not allowed:  # (the entry keeps the mask alive, so its id is not reused)
             rows = allowed.to(self.t5.lm_head.weight.device).nonzero()[:, 0]
-            hit = (allowed, rows, self.t5.lm_head.weight[rows])
-            self._row_cache[key] = hit
+            hit = self._row_cache[id(allowed)] = (allowed, rows, self.t5.lm_head.weight[rows])
         return hit[1], hit[2]
 
 
-__all__ = ["T5StepDecoder"]
+__all__ = ["T5StepDecoder", "output_scale"]
