@@ -120,10 +120,8 @@ class Studio:
         """Generator yielding ``{"step", "of", "preview"}`` per denoising step, then the result
         (with ``"pinches"``: the named pinches closed); close it to cancel. Bad input raises when
         this is called. ``close_pinches``: make thumb-fingertip contacts the prompt names touch
-        (None: on, the pipeline's default)."""
-        if model == "clutch":
-            raise ValueError("the clutch model generates in one pass: use generate(); it takes no "
-                             "constraints or steps")
+        (None: on, the pipeline's default). The clutch model yields its one result (it takes no
+        constraints, steps or pinch closing)."""
         return self.pipeline(model).generate_iter(prompt, frames, seed, constraints, steps,
                                                   close_pinches=close_pinches)
 

@@ -602,6 +602,26 @@ def test_captions_are_reranked_by_how_well_they_explain_the_motion(run_dir, clip
     with pytest.raises(ValueError, match="texts is empty"):
         pipe.motion_log_likelihood(codes, [])
 
+
+def test_clutch_generate_iter_is_one_pass_and_refuses_diffusion_settings(run_dir):
+    """The app's worker runs every model through generate_iter: CLUTCH yields its one result, and
+    settings only the diffusion model has fail when the call is made, each named."""
+    from engine.clutch.pipeline import load_pipeline
+    out, _, _ = run_dir
+    pipe = load_pipeline(out / "instruct" / "model", out / "shift" / "model")
+    items = list(pipe.generate_iter("both hands rub palms", frames=24, seed=2, candidates=1))
+    assert len(items) == 1 and items[0]["step"] == items[0]["of"] == 1 and items[0]["pinches"] == []
+    ref = pipe.generate("both hands rub palms", frames=24, seed=2, candidates=1)
+    assert np.array_equal(items[0]["clip"].hand_pose, ref.hand_pose)
+    for kw, word in (({"steps": 10}, "steps"), ({"guidance": 2.5}, "guidance"), ({"close_pinches": True}, "pinch"),
+                     ({"constraints": object()}, "constraints")):
+        with pytest.raises(ValueError, match=f"takes no {word}"):
+            pipe.generate_iter("both hands rub palms", **kw)
+    with pytest.raises(ValueError, match="empty"):
+        pipe.generate_iter("  ")
+    with pytest.raises(ValueError, match="frames"):
+        pipe.generate_iter("both hands rub palms", frames=4)
+
 def test_tokenizer_metrics(run_dir):
     from engine.clutch.evaluate import format_table, procrustes_align, tokenizer_metrics
     from engine.hands import load_hands

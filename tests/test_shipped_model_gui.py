@@ -293,3 +293,35 @@ def test_undo_restores_the_previous_take(window, qtbot):
     assert moved > 0.1 and back < 0.05
     window.action_redo.trigger()
     assert len(doc.takes) == 3 and doc.clip is not clap
+
+
+def test_clutch_model_makes_a_take_and_describes_it(window, qtbot, shipped_studio):
+    """The Model box's other entry, the shipped CLUTCH: Generate makes a take in one pass (sampler
+    steps and guidance, diffusion settings, are not passed to it) and Describe take writes a
+    sentence into the prompt box."""
+    p, doc = window.prompt_panel, window.document
+    assert p.model_combo.findText("clutch") >= 0
+    p.model_combo.setCurrentText("clutch")
+    type_prompt(qtbot, window, CLAP)
+    p.frames_spin.setValue(FRAMES)
+    p.steps_spin.setValue(20)  # left over from diffusion work: not the clutch model's business
+    steps = []
+    p.sig_progress.connect(lambda s, of: steps.append((s, of)))
+    gen = Generation(qtbot, window, lambda: qtbot.mouseClick(p.generate_button, Qt.LeftButton))
+    assert steps == [(1, 1)] and doc.current_take.name == gen.take
+    assert doc.clip.num_frames == FRAMES and np.isfinite(doc.clip.hand_pose).all()
+    assert doc.generation["model"] == "clutch"
+    # a key is a constraint the clutch model cannot honour: one clear message, no take
+    doc.frame = 10
+    window.timeline.action_key.trigger()
+    n = len(doc.takes)
+    with qtbot.waitSignal(p.sig_generation_failed, timeout=30000) as failed:
+        p.generate()
+    assert "clutch model takes no constraints" in failed.args[0], failed.args[0]
+    qtbot.waitUntil(lambda: not p.running, timeout=30000)
+    assert len(doc.takes) == n
+
+    assert p.describe_take()
+    qtbot.waitUntil(lambda: not p.captioning, timeout=30000)
+    text = p.text_edit.toPlainText()
+    assert len(text.split()) >= 3 and text[0].isupper() and text != CLAP, text

@@ -88,8 +88,7 @@ class ClutchPipeline:
         ``candidates`` streams are drawn in one batch and the one whose motion the LM itself
         captions most likely as the prompt is kept (None = ``self.t2m_candidates``; 1 = plain
         sampling)."""
-        if not isinstance(frames, int) or not DOWNSAMPLE <= frames <= self.max_frames:
-            raise ValueError(f"frames must be an int in {DOWNSAMPLE}..{self.max_frames}; got {frames!r}")
+        self._check_frames(frames)
         text = self._prompt_text(prompt)
         ids = self._t2m_ids(text)
         self.lm.check_input(ids, "prompt")
@@ -156,6 +155,28 @@ class ClutchPipeline:
         steps = len(codes[self.vocab.streams[0]])
         return self._sequence_log_prob([self._t2m_ids(t) for t in texts], [motion] * len(texts),
                                        MotionStreamProcessor(self.vocab, steps, steps).allowed)
+
+    def generate_iter(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, constraints=None,
+                      steps: int | None = None, guidance: float | None = None, close_pinches: bool | None = None,
+                      preview: bool = True, candidates: int | None = None):
+        """``generate`` in the shape of the diffusion pipeline's ``generate_iter`` (what the app's
+        worker runs): one pass, so a generator with a single item ``{"step": 1, "of": 1, "clip",
+        "pinches": []}``. The diffusion-only settings must be None (one clear error, raised here,
+        not at the first ``next``); ``preview`` is accepted and ignored (there is nothing to preview)."""
+        given = [name for name, v in (("constraints", constraints), ("steps", steps), ("guidance", guidance),
+                                      ("pinch closing", close_pinches)) if v is not None]
+        if given:
+            raise ValueError(f"the clutch model takes no {', '.join(given)}; use the diffusion model for them")
+        self._check_frames(frames)  # bad input fails now
+        self._prompt_text(prompt)
+        return self._one_pass(prompt, frames, seed, candidates)
+
+    def _check_frames(self, frames) -> None:
+        if not isinstance(frames, int) or isinstance(frames, bool) or not DOWNSAMPLE <= frames <= self.max_frames:
+            raise ValueError(f"frames must be an int in {DOWNSAMPLE}..{self.max_frames}; got {frames!r}")
+
+    def _one_pass(self, prompt, frames, seed, candidates):
+        yield {"step": 1, "of": 1, "clip": self.generate(prompt, frames, seed, candidates=candidates), "pinches": []}
 
     @torch.no_grad()
     def generate(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, **sampling) -> Clip:

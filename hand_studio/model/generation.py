@@ -78,7 +78,10 @@ class GenerationPlan:
         """The engine's step generator for this request (loads the model on first use, so call it
         off the GUI thread). Guidance is not on ``Studio.generate_iter`` yet: when one is asked
         for, the studio's loaded pipeline takes it directly."""
-        pinch = {} if self.model == "clutch" else {"close_pinches": self.close_pinches}
+        if self.model == "clutch":  # sampler steps, guidance and pinch closing are diffusion settings
+            return studio.generate_iter(self.prompt, frames=self.frames, seed=self.seed, model=self.model,
+                                        constraints=self.constraints)
+        pinch = {"close_pinches": self.close_pinches}
         if self.guidance is None:
             return studio.generate_iter(self.prompt, frames=self.frames, seed=self.seed, model=self.model,
                                         constraints=self.constraints, steps=self.steps, **pinch)
