@@ -24,6 +24,37 @@ def small_clip():
     return Clip(transl, np.repeat(orient[None], T, 0), hand_pose, fps=30.0)
 
 
+@pytest.fixture
+def press_shortcut(qtbot):
+    """Press a window shortcut as a user does: on the active window. Under Xvfb (no window manager)
+    activation can move to another top-level after ``qtbot.waitActive`` returned, and a key sent to
+    an inactive window reaches no shortcut, so the window is made active first and the failure
+    names the active window and focus widget if the key still triggers none of its actions."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QAction, QKeySequence
+    from PySide6.QtWidgets import QApplication
+
+    def press(window, key, modifier=Qt.NoModifier):
+        if QApplication.activeWindow() is not window:
+            window.raise_()
+            window.activateWindow()
+            qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
+        seq = QKeySequence(key | modifier)
+        bound = [a for a in window.findChildren(QAction) if seq in a.shortcuts()]
+        fired = []
+        slots = [(a, lambda *_, a=a: fired.append(a)) for a in bound]
+        for a, slot in slots:
+            a.triggered.connect(slot)
+        qtbot.keyClick(window, key, modifier)
+        for a, slot in slots:
+            a.triggered.disconnect(slot)
+        assert not bound or fired, (f"{seq.toString()} triggered none of {[a.text() for a in bound]}; "
+                                    f"active window {QApplication.activeWindow()}, focus "
+                                    f"{QApplication.focusWidget()}")
+
+    return press
+
+
 @pytest.fixture(scope="session")
 def studio():
     """The engine on the CPU with the default hands (loaded once per session)."""

@@ -113,8 +113,8 @@ def bvhio_points(path: Path, frames: list[int]) -> tuple[dict, object]:
 
 
 # --- export ------------------------------------------------------------------------------------
-def test_export_fbx_through_dialog_reads_back_in_ufbx(window, qtbot, clip60, tmp_path):
-    qtbot.keyClick(window, Qt.Key_E, Qt.ControlModifier)
+def test_export_fbx_through_dialog_reads_back_in_ufbx(window, qtbot, press_shortcut, clip60, tmp_path):
+    press_shortcut(window, Qt.Key_E, Qt.ControlModifier)
     dlg = window.export_dialog
     assert dlg is not None and dlg.isVisible()
     assert dlg.last_spin.value() == FRAMES - 1 and dlg.fps_spin.value() == 30.0  # filled from the take
@@ -270,11 +270,11 @@ def wait_probe(qtbot, dlg, paths, **options):
     return blocker.args[0]
 
 
-def test_import_npz_through_dialog_adds_an_undoable_take(window, qtbot, tmp_path):
+def test_import_npz_through_dialog_adds_an_undoable_take(window, qtbot, press_shortcut, tmp_path):
     src = motion_clip(40, seed=3)
     src.save(tmp_path / "wave.npz")
     doc = window.document
-    qtbot.keyClick(window, Qt.Key_I, Qt.ControlModifier)
+    press_shortcut(window, Qt.Key_I, Qt.ControlModifier)
     dlg = window.import_dialog
     assert dlg is not None and dlg.isVisible()
     result = wait_probe(qtbot, dlg, [tmp_path / "wave.npz"])

@@ -187,11 +187,11 @@ def test_lock_left_regenerate_right_is_bit_identical(window, qtbot):
     assert not doc.current_take.generated[:, [0, 2]].any() and doc.current_take.generated[:, [1, 3]].all()
 
 
-def test_drag_key_then_inbetween_keeps_keys_exact(window, qtbot):
+def test_drag_key_then_inbetween_keeps_keys_exact(window, qtbot, press_shortcut):
     doc, tl = window.document, window.timeline
     for f in (0, 10, T - 1):
         doc.frame = f
-        qtbot.keyClick(window, Qt.Key_K)
+        press_shortcut(window, Qt.Key_K)
     keyed_pose = doc.key_values("right_hand", 10)
     # drag the middle keys (frame 10) to frame 16 with the mouse
     doc.select([(t, 10) for t in ("left_hand", "right_hand", "left_wrist", "right_wrist")])
@@ -205,7 +205,7 @@ def test_drag_key_then_inbetween_keeps_keys_exact(window, qtbot):
     qtbot.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, pts[-1])
     assert doc.key_frames("right_hand") == [0, 16, T - 1]
     window.timeline.select_all()
-    qtbot.keyClick(window, Qt.Key_I)  # interval from the selected keys
+    press_shortcut(window, Qt.Key_I)  # interval from the selected keys
     assert doc.interval == (0, T - 1)
     src = doc.clip
     window.prompt_panel.text_edit.setPlainText("the hands open and close")

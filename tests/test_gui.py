@@ -53,22 +53,22 @@ def test_window_renders_both_hands(window):
     assert warm_hidden < 0.05 * warm and cool_hidden > 0.5 * cool
 
 
-def test_keys_move_playhead_and_mesh(window, qtbot):
+def test_keys_move_playhead_and_mesh(window, qtbot, press_shortcut):
     vis = window.viewport.hands_visual
     before_verts = [v.copy() for v in vis.vertices]
     before_img = window.viewport.render()
-    qtbot.keyClick(window, Qt.Key_End)
+    press_shortcut(window, Qt.Key_End)
     assert window.document.frame == 9
     assert "frame 9 / 9" in window.playback.label.text()
     assert all(np.abs(a - b).max() > 1e-3 for a, b in zip(before_verts, vis.vertices))
     after_img = window.viewport.render()
     assert np.abs(after_img.astype(int) - before_img.astype(int)).mean() > 0.5  # the GPU saw it
-    qtbot.keyClick(window, Qt.Key_Right)  # stops at the end
+    press_shortcut(window, Qt.Key_Right)  # stops at the end
     assert window.document.frame == 9
-    qtbot.keyClick(window, Qt.Key_Home)
-    qtbot.keyClick(window, Qt.Key_Right)
+    press_shortcut(window, Qt.Key_Home)
+    press_shortcut(window, Qt.Key_Right)
     assert window.document.frame == 1
-    qtbot.keyClick(window, Qt.Key_Left)
+    press_shortcut(window, Qt.Key_Left)
     assert window.document.frame == 0
     window.document.frame = 3  # and the model drives the timeline's playhead
     assert window.timeline.playhead.value() == 3
@@ -165,18 +165,18 @@ def test_close_saves_geometry_and_disconnects(window):
     assert doc.events.frame.callbacks == () and doc.events.clip.callbacks == ()
 
 
-def test_edit_menu_undo_redo_and_dirty_title(window, qtbot):
+def test_edit_menu_undo_redo_and_dirty_title(window, qtbot, press_shortcut):
     doc = window.document
     doc.frame = 4
-    qtbot.keyClick(window, Qt.Key_K)  # key the current pose on all four tracks
+    press_shortcut(window, Qt.Key_K)  # key the current pose on all four tracks
     assert doc.num_keys == 4 and window.windowTitle() == "Untitled* — Hand Studio"
-    qtbot.keyClick(window, Qt.Key_Delete)
+    press_shortcut(window, Qt.Key_Delete)
     assert doc.num_keys == 0
-    qtbot.keyClick(window, Qt.Key_Z, Qt.ControlModifier)
+    press_shortcut(window, Qt.Key_Z, Qt.ControlModifier)
     assert doc.num_keys == 4
-    qtbot.keyClick(window, Qt.Key_Z, Qt.ControlModifier)
+    press_shortcut(window, Qt.Key_Z, Qt.ControlModifier)
     assert doc.num_keys == 0 and window.windowTitle() == "Untitled — Hand Studio"
-    qtbot.keyClick(window, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
+    press_shortcut(window, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
     assert doc.num_keys == 4 and window.action_undo.text() == "&Undo Add key at frame 4"
     window.lock_actions["left"].trigger()
     assert doc.locked_hands == {"left"}

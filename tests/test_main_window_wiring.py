@@ -38,13 +38,13 @@ def window(qtbot, studio, small_clip, tmp_path, monkeypatch):
     w.playback.set_playing(False)
 
 
-def test_view_actions_follow_the_viewport_and_persist(window, qtbot, studio, small_clip, tmp_path):
+def test_view_actions_follow_the_viewport_and_persist(window, qtbot, press_shortcut, studio, small_clip, tmp_path):
     vp, onion = window.viewport, window.viewport.onion_skin
     assert not vp.onion_skin_visible and not window.action_onion.isChecked()
     assert window.onion_side_actions[3].isChecked() and window.onion_step_actions[1].isChecked()
     assert (onion.before, onion.after, onion.step, onion.style) == (3, 3, 1, "mesh")
 
-    qtbot.keyClick(window, Qt.Key_O)  # the menu's shortcut
+    press_shortcut(window, Qt.Key_O)  # the menu's shortcut
     assert vp.onion_skin_visible and window.action_onion.isChecked()
     vp.set_onion_skin_visible(False)  # the viewport's own change reaches the menu
     assert not window.action_onion.isChecked()
@@ -59,7 +59,7 @@ def test_view_actions_follow_the_viewport_and_persist(window, qtbot, studio, sma
     assert window.onion_side_actions[5].isChecked() and not window.onion_side_actions[3].isChecked()
     assert onion.frames == [None] * 5 + [4, 8, None, None, None]  # from frame 0, every 4th
 
-    qtbot.keyClick(window, Qt.Key_P)
+    press_shortcut(window, Qt.Key_P)
     assert vp.wrist_paths_visible and window.action_wrist_paths.isChecked()
     vp.set_wrist_paths_visible(False)
     assert not window.action_wrist_paths.isChecked()

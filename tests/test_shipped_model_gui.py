@@ -194,7 +194,7 @@ def test_shifted_pinned_wrist_path_is_followed(window, qtbot):
     assert np.abs(doc.clip.hand_pose[:, 1] - src.hand_pose[:, 1]).max() > 1e-3  # the right hand regenerated
 
 
-def test_wrist_path_dragged_in_the_viewport_is_followed(window, qtbot):
+def test_wrist_path_dragged_in_the_viewport_is_followed(window, qtbot, press_shortcut):
     """Like an animator: edit the right wrist path (Shift+W), drag a point up in the viewport,
     click Generate: the new take's wrist follows the dragged path on every frame."""
     from test_wrist_path_edit import drag, screen_of
@@ -202,9 +202,7 @@ def test_wrist_path_dragged_in_the_viewport_is_followed(window, qtbot):
     doc, vp = window.document, window.viewport
     generate_clap(qtbot, window)
     take = doc.clip.joints[:, 1, 0].astype(np.float64)
-    window.activateWindow()
-    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
-    qtbot.keyClick(window, Qt.Key_W, Qt.ShiftModifier)  # View > Edit right wrist path
+    press_shortcut(window, Qt.Key_W, Qt.ShiftModifier)  # View > Edit right wrist path
     assert vp.path_edit == "right"
     vp.set_camera_preset("front")
     xy = screen_of(vp, take)[FRAMES // 2]
@@ -227,17 +225,17 @@ def test_wrist_path_dragged_in_the_viewport_is_followed(window, qtbot):
     assert doc.wrist_path("right") == ()
 
 
-def test_keys_then_inbetween_keep_keyed_frames(window, qtbot):
+def test_keys_then_inbetween_keep_keyed_frames(window, qtbot, press_shortcut):
     doc = window.document
     generate_clap(qtbot, window)
     src, src_mask = doc.clip, doc.current_take.generated
     a, b = 10, 40
     for f in (a, b):
         doc.frame = f
-        qtbot.keyClick(window, Qt.Key_K)  # Edit > Key current pose
+        press_shortcut(window, Qt.Key_K)  # Edit > Key current pose
     assert doc.key_frames("right_hand") == [a, b] and doc.key_frames("left_wrist") == [a, b]
     window.timeline.select_all()
-    qtbot.keyClick(window, Qt.Key_I)  # Edit > Set interval from selected keys
+    press_shortcut(window, Qt.Key_I)  # Edit > Set interval from selected keys
     assert doc.interval == (a, b)
     type_prompt(qtbot, window, "both hands wave")
     gen = Generation(qtbot, window, window.action_inbetween.trigger)  # Generate > In-between (Ctrl+B)
