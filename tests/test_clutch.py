@@ -311,6 +311,30 @@ def test_step_decoder_gives_transformers_logits(vocab, ff, tied):
         step.step(dec[:, 2])
 
 
+def test_local_t5_folder_starts_the_lm_and_pickles_are_refused(vocab, tmp_path):
+    """A user's local (Flan-)T5 folder: its transformer body transfers, its vocabulary rows are
+    resized to ours; a folder holding only a pickled pytorch_model.bin is refused by name."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    t5 = T5ForConditionalGeneration(T5Config(vocab_size=100, d_model=32, d_kv=8, d_ff=64, num_layers=1,
+                                             num_decoder_layers=1, num_heads=4))
+    t5.save_pretrained(tmp_path / "t5", safe_serialization=True)
+    lm = MotionLM.from_pretrained_t5(tmp_path / "t5", vocab)
+    assert lm.t5.get_input_embeddings().weight.shape[0] == vocab.size
+    ours = lm.t5.encoder.block[0].layer[0].SelfAttention.q.weight
+    assert torch.equal(ours, t5.encoder.block[0].layer[0].SelfAttention.q.weight)
+    assert lm.t5.config.pad_token_id == vocab.pad_id
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "config.json").write_text((tmp_path / "t5" / "config.json").read_text())
+    torch.save(t5.state_dict(), tmp_path / "bin" / "pytorch_model.bin")
+    with pytest.raises(FileNotFoundError, match=r"bin: no model\.safetensors.*never loaded"):
+        MotionLM.from_pretrained_t5(tmp_path / "bin", vocab)
+    with pytest.raises(FileNotFoundError, match="not a T5 folder"):
+        MotionLM.from_pretrained_t5(tmp_path, vocab)
+
+
 def test_caption_no_repeat_ngram(vocab):
     """The n-gram guard bans exactly the tokens that would repeat an n-gram, and a greedy decode
     with it never repeats one (an untrained model loops on its favourite tokens without it)."""

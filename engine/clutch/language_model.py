@@ -208,7 +208,11 @@ class MotionLM(nn.Module):
         folder = Path(folder)
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{folder}: not a T5 folder (no config.json)")
-        t5 = T5ForConditionalGeneration.from_pretrained(folder, local_files_only=True)
+        if not any((folder / n).is_file() for n in ("model.safetensors", "model.safetensors.index.json")):
+            raise FileNotFoundError(f"{folder}: no model.safetensors - only safetensors weights are read "
+                                    "(a pickled pytorch_model.bin is never loaded; convert it with the "
+                                    "tool you trust)")
+        t5 = T5ForConditionalGeneration.from_pretrained(folder, local_files_only=True, use_safetensors=True)
         t5.resize_token_embeddings(vocab.size)
         t5.config.pad_token_id, t5.config.eos_token_id = vocab.pad_id, vocab.eos_id
         t5.config.decoder_start_token_id = vocab.pad_id
