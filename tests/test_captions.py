@@ -178,6 +178,47 @@ def test_action_labels(docs):
         caption_events(docs["rest"], 6, 0)
 
 
+def test_concurrent_one_hand_actions_are_said_together(docs):
+    """Two one-hand actions on different hands that overlap are said as happening together (the
+    corpus once said "first ... and then ..." of them, and the model trained on it could not follow
+    "the right hand waves while the left hand makes a fist"); sequential ones still follow one
+    another; a pair's whole text splits into each hand's own clause."""
+    from engine.diffusion.hand_texts import derive_hand_texts
+
+    together = re.compile(r"\b(while|as they|as|at the same time|meanwhile|whereas)\b")
+    pair = [{"action": "wave", "hands": "right", "start_frame": 2, "end_frame": 40},
+            {"action": "fist", "hands": "left", "start_frame": 6, "end_frame": 38}]
+    split = 0
+    for seed in range(16):
+        for lv in (1, 2, 4):
+            cap = caption_events(docs["rest"], lv, seed, actions=pair)
+            act = cap["action"]
+            assert together.search(act) and not re.search(r"\b(first(?! thing)|then|finally)\b", act), act
+            assert "wav" in act and "fist" in act and "left" in act and "right" in act, act
+            if lv == 1:
+                left, right = derive_hand_texts(act)
+                split += bool(left) and "fist" in left and "wav" not in left and "wav" in right
+    assert split >= 4, split  # the hands-as-subjects form ("The right hand waves while ...") is common
+
+    seq = [{"action": "wave", "hands": "right", "start_frame": 2, "end_frame": 28},
+           {"action": "fist", "hands": "left", "start_frame": 30, "end_frame": 58}]
+    for seed in range(8):
+        act = caption_events(docs["rest"], 1, seed, actions=seq)["action"]
+        assert re.search(r"\bfirst\b", act) and not re.search(r"\b(while|meanwhile|at the same time)\b", act), act
+    three = seq[:1] + [{"action": "fist", "hands": "left", "start_frame": 30, "end_frame": 58},
+                       {"action": "point", "hands": "right", "start_frame": 33, "end_frame": 57}]
+    for seed in range(8):
+        act = caption_events(docs["rest"], 1, seed, actions=three)["action"]
+        assert act.split()[1] == "first" or act.split()[2] == "first", act
+        assert together.search(act.split("first", 1)[1]), act  # the second pair is together
+
+
+def test_counting_one_finger_is_singular(docs):
+    for seed in range(12):
+        act = caption_events(docs["rest"], 1, seed, actions=[{"action": "count_1", "hands": "left"}])["action"]
+        assert "one fingers" not in act and "one finger one by one" not in act, act
+
+
 def test_caption_clip_api():
     cap = caption_clip(fist_clip(1), level=2, seed=3)
     assert set(cap) == {"text", "left", "right", "action"} and "right" in cap["right"].lower()

@@ -824,6 +824,8 @@ def _action_vp(act: dict, rng: random.Random, person: bool, hand: str | None = N
     if act["label"] == "pinch" and param == "pinky":
         fill["finger"] = "little"
     vp = tpl.format(**fill)
+    if fill["n"] == "one":  # "hold up one finger", not "one fingers ... one by one"
+        vp = vp.replace("one fingers", "one finger").replace(" one by one", "")
     if act["label"] in ("mirror", "alternate") and param in P.ACTION_PHRASES:
         base = rng.choice(P.ACTION_PHRASES[param]["hand"]).format(**{**fill, "other": "each other"})
         vp = (f"{pluralise_owner(base)} with both hands {'together, mirrored' if act['label'] == 'mirror' else 'in turn'}")
@@ -851,24 +853,83 @@ def _action_span(act: dict, level: int, ctx: _Ctx, rng: random.Random) -> str:
     return ""
 
 
+def concurrent(a: dict, b: dict) -> bool:
+    """Two one-hand actions on different hands that run together: they overlap for at least half of
+    the shorter one (the synthesiser's concurrent pairs start within a quarter of the first's
+    duration; sequential actions meet at most in their fades)."""
+    if a["hand"] not in HANDS or b["hand"] not in HANDS or a["hand"] == b["hand"]:
+        return False
+    if None in (a["start"], a["end"], b["start"], b["end"]):
+        return False
+    overlap = min(a["end"], b["end"]) - max(a["start"], b["start"])
+    return overlap >= 0.5 * max(min(a["end"] - a["start"], b["end"] - b["start"]), 1)
+
+
+def _action_groups(acts: list[dict]) -> list[list[dict]]:
+    """Actions in start order -> groups said as one clause: a concurrent pair, or one action."""
+    groups: list[list[dict]] = []
+    for act in acts:
+        if groups and len(groups[-1]) == 1 and concurrent(groups[-1][0], act):
+            groups[-1].append(act)
+        else:
+            groups.append([act])
+    return groups
+
+
+def _pair_clause(a: dict, b: dict, vp_a: str, level: int, ctx: _Ctx, rng: random.Random) -> str:
+    """A concurrent pair after a person subject: "plays ... with their right hand while tapping ...
+    with their left hand" (``vp_a``: the first one's 3sg phrase with its span)."""
+    vp_b = _action_vp(b, rng, person=True)
+    span_b = _action_span(b, level, ctx, rng)
+    style = rng.randrange(3)
+    if style == 0:
+        comma = "," if "," in vp_a else ""  # "a pinch ..., thumb to index finger, while ..."
+        return f"{vp_a}{comma} {rng.choice(['while', 'all while'])} {conjugate(vp_b, 'ing')}{span_b}"
+    if style == 1:
+        return f"{vp_a}{rng.choice([', and at the same time', ' and at the same time', ', and meanwhile'])} " \
+               f"{conjugate(vp_b, '3sg')}{span_b}"
+    return f"{vp_a} as they {conjugate(vp_b, 'pl')}{span_b}"
+
+
+def _hands_pair_sentence(a: dict, b: dict, level: int, ctx: _Ctx, rng: random.Random) -> str:
+    """A concurrent pair with the hands as subjects, as a user types it: "The right hand waves while
+    the left hand makes a fist." """
+    parts = []
+    for act in (a, b):
+        subj = rng.choice(P.HAND_SUBJECTS[act["hand"]][:4])
+        vp = conjugate(_action_vp(act, rng, person=False, hand=act["hand"]), "3sg")
+        parts.append(f"{subj} {vp}{_action_span(act, level, ctx, rng)}")
+    joiner = rng.choice([" while", ", while", " as", ", and at the same time", " whereas"])
+    return sentence(f"{parts[0]}{joiner} {parts[1][:1].lower()}{parts[1][1:]}")
+
+
 def action_texts(acts: list[dict], level: int, ctx: _Ctx, rng: random.Random) -> dict:
-    """High-level texts: "action" (a person), and per hand the hand-subject version."""
+    """High-level texts: "action" (a person), and per hand the hand-subject version. Actions follow
+    one another ("first ..., and then ..."), except a concurrent pair of one-hand actions, which is
+    said as happening together ("... while ...")."""
     out = {"action": "", "left": "", "right": ""}
     if not acts:
         return out
     subject = rng.choice(P.PERSON_SUBJECTS)
-    vps = []
-    for act in acts:
+    groups = _action_groups(acts)
+    if any(len(g) == 2 for g in groups) and rng.random() < 0.5:  # either hand's may be said first
+        groups = [g[::-1] if len(g) == 2 else g for g in groups]
+    clauses = []
+    for group in groups:
+        act = group[0]
         vp = conjugate(_action_vp(act, rng, person=True), "3sg")
         n = _action_count(act, ctx)
         if n > 1:
             vp += " " + _count_phrase(n)
-        vps.append(vp + _action_span(act, level, ctx, rng))
-    if len(vps) == 1:
-        out["action"] = sentence(f"{subject} {vps[0]}")
+        vp += _action_span(act, level, ctx, rng)
+        clauses.append(vp if len(group) == 1 else _pair_clause(act, group[1], vp, level, ctx, rng))
+    if len(groups) == 1 and len(groups[0]) == 2 and rng.random() < 0.5:
+        out["action"] = _hands_pair_sentence(*groups[0], level, ctx, rng)
+    elif len(clauses) == 1:
+        out["action"] = sentence(f"{subject} {clauses[0]}")
     else:
-        body = vps[0] + "".join(f"{rng.choice(P.THEN)} {v}" for v in vps[1:-1]) + \
-            f" and {rng.choice(['then', 'finally'])} {vps[-1]}"
+        body = clauses[0] + "".join(f"{rng.choice(P.THEN)} {v}" for v in clauses[1:-1]) + \
+            f" and {rng.choice(['then', 'finally'])} {clauses[-1]}"
         out["action"] = sentence(f"{subject} first {body}")
     for hand in HANDS:
         mine = [a for a in acts if a["hand"] in (hand, "both") or
