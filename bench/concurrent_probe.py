@@ -11,14 +11,13 @@ other hand's action).
 
 Prints, per phrasing, how many generations do both named actions on the named hands.
 
-    python bench/concurrent_probe.py [MODEL_FOLDER]      (default: the shipped diffusion model)
+    python bench/concurrent_probe.py [--model diffusion|clutch] [MODEL_FOLDER]   (default: the shipped one)
 
-Numbers from this script are in resources/models/diffusion/MODEL_CARD.md ("Two actions at once").
+Numbers from this script are in the models' cards ("Two actions at once").
 """
 from __future__ import annotations
 
 import os
-import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -61,8 +60,13 @@ def main() -> None:
     from engine.api import Studio
     from engine.threads import torch_threads
 
-    studio = Studio.load(device="cpu", diffusion=sys.argv[1] if len(sys.argv) > 1 else None, use_registry=False)
-    pipe = studio.pipeline("diffusion")
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="diffusion", choices=("diffusion", "clutch"))
+    ap.add_argument("folder", nargs="?", help="model folder (default: the shipped one)")
+    args = ap.parse_args()
+    studio = Studio.load(device="cpu", use_registry=False, **{args.model: args.folder})
+    pipe = studio.pipeline(args.model)
     total, n = 0, 0
     with torch_threads(1):
         for name, phrase in PHRASINGS.items():
