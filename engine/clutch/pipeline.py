@@ -48,6 +48,14 @@ CAPTION_MAX_LENGTH_RATIO = 1.5
 INFER_THREADS = 1
 
 
+def _count(value, default: int, what: str) -> int:
+    """A per-call candidate count (None: the pipeline's ``default``), checked: an int >= 1."""
+    k = default if value is None else value
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"{what} must be an int >= 1; got {k!r}")
+    return k
+
+
 class ClutchPipeline:
     def __init__(self, shift: ShiftTokenizer, lm: MotionLM, lm_meta: dict | None = None,
                  device: str | torch.device = "cpu"):
@@ -92,9 +100,7 @@ class ClutchPipeline:
         text = self._prompt_text(prompt)
         ids = self._t2m_ids(text)
         self.lm.check_input(ids, "prompt")
-        k = self.t2m_candidates if candidates is None else candidates
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"candidates must be an int >= 1; got {k!r}")
+        k = _count(candidates, self.t2m_candidates, "candidates")
         steps = math.ceil(frames / DOWNSAMPLE)
         inp = torch.tensor([ids] * k, device=self.device)
         gen = torch.Generator().manual_seed(int(seed))
@@ -211,9 +217,7 @@ class ClutchPipeline:
             return self._caption(clip, candidates)
 
     def _caption(self, clip: Clip, candidates: int | None = None) -> str:
-        k = self.caption_candidates if candidates is None else candidates
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"caption candidates must be an int >= 1; got {k!r}")
+        k = _count(candidates, self.caption_candidates, "caption candidates")
         codes = self.caption_tokens(clip)
         ids = self._m2t_ids(codes)
         self.lm.check_input(ids, "motion")
