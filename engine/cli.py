@@ -249,6 +249,9 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     b.add_argument("--out", required=True, help="corpus folder to create")
     b.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     b.add_argument("--frames", type=int, default=60, help="frames per clip at 30 fps (default 60)")
+    b.add_argument("--program", default="mixed", choices=("mixed", "concurrent"),
+                   help="what the clips do: mixed (1-3 actions of any kind; the default corpus) or concurrent "
+                        "(two different one-hand actions, one per hand, at the same time: a training supplement)")
     b.add_argument("--force", action="store_true", help="replace an existing non-empty folder")
     s = sub.add_parser("stats", help="split counts, action/verb/event/caption-length distributions, HandX Table 1")
     s.add_argument("dir", help="corpus folder")
@@ -299,7 +302,8 @@ def _run_data(args: argparse.Namespace) -> int:
         from engine.data.corpus_build import build_corpus_iter
         try:
             last = _print_progress(build_corpus_iter(args.n, args.seed, args.out, workers=args.workers,
-                                                     frames=args.frames, force=args.force))
+                                                     frames=args.frames, force=args.force,
+                                                     program=args.program))
         except FileExistsError as e:
             raise CliError(str(e)) from None
         print(f"wrote {last['path']} ({args.n} clips in {last['seconds']:.1f} s)")

@@ -173,3 +173,26 @@ def test_run_reports_errors(tmp_path):
     assert "no-corpus" in err["message"] and seen[-1]["returncode"] == 2 and run.state == "failed"
     with pytest.raises(ValueError, match="kind"):
         runner.start_run("gan", tmp_path, tmp_path)
+
+
+def test_extra_corpus_joins_the_training_windows(corpus_dir, tmp_path):
+    """``train diffusion --extra-data DIR``: a supplement corpus (here the concurrent-actions program)
+    adds its train windows after --data's; a supplement of another clip length is refused by name."""
+    from engine.data.corpus import Corpus
+    from engine.data.corpus_build import build_corpus
+
+    supp = build_corpus(10, 2, tmp_path / "supp", workers=1, frames=20, program="concurrent")
+    assert Corpus(supp).meta["program"] == "concurrent"
+    assert all(len(r["actions"]) == 2 for r in Corpus(supp).index)
+    main, both = td.load_corpus(corpus_dir), td.load_corpus(corpus_dir, extra=[supp])
+    n_supp = sum(r["split"] == "train" for r in Corpus(supp).index)
+    assert n_supp > 0 and len(both) == len(main) + n_supp
+    assert torch.equal(both.x[:len(main)], main.x) and both.texts[:len(main)] == main.texts
+    supp_texts = [t[0][0] for t in both.texts[len(main):]]  # first candidate's whole text
+    assert any(w in " ".join(supp_texts) for w in ("while", "at the same time", " as "))
+    other = build_corpus(4, 2, tmp_path / "long", workers=1, frames=24)
+    with pytest.raises(td.TrainingError, match=r"long: clips of 24 frames; .* has 20"):
+        td.load_corpus(corpus_dir, extra=[other])
+    with pytest.raises(ValueError, match="program must be one of"):
+        build_corpus(4, 2, tmp_path / "bad", workers=1, program="sequential")
+    assert not (tmp_path / "bad").exists()

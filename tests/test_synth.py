@@ -187,3 +187,28 @@ def test_one_hand_action_moves_only_that_hand():
         change = np.abs(a[-1] - a[0]).max(-1)  # per hand, radians
         assert change[h] > np.radians(40)
         assert change[1 - h] < np.radians(12)
+
+
+def test_concurrent_program_makes_two_one_hand_actions_at_once():
+    """``program="concurrent"`` (the training supplement for "the right hand waves while the left makes
+    a fist"): two different one-hand actions, one per hand, overlapping as the captions' test for
+    "together" reads it; valid clips, deterministic; the default program is unchanged by it."""
+    from engine.data.captions import concurrent, normalise_actions
+
+    sides = set()
+    for seed in range(24):
+        clip, labels = generate_clip(seed, program="concurrent")
+        assert len(labels) == 2, labels
+        a, b = labels
+        assert ACTIONS[a["action"]].hands == ACTIONS[b["action"]].hands == "one"
+        assert a["action"] != b["action"] and {a["hands"], b["hands"]} == {"left", "right"}
+        assert concurrent(*normalise_actions(labels)), labels
+        assert within_limits(clip) and max_speed(clip) < MAX_SPEED_COMPOSED and np.isfinite(clip.joints).all()
+        sides.add(a["hands"])
+    assert sides == {"left", "right"}
+    again, _ = generate_clip(5, program="concurrent")
+    np.testing.assert_array_equal(again.hand_pose, generate_clip(5, program="concurrent")[0].hand_pose)
+    mixed, _ = generate_clip(5)
+    np.testing.assert_array_equal(mixed.hand_pose, generate_clip(5, program="mixed")[0].hand_pose)
+    with pytest.raises(ValueError, match="program must be one of"):
+        generate_clip(5, program="sequential")

@@ -96,12 +96,12 @@ def _synth_chunk(task: tuple) -> tuple[dict, list[dict]]:
     """Worker: clips [start, stop) of a synthetic corpus -> (stacked arrays, index records)."""
     from engine.data.synth import generate_clip
     from engine.threads import torch_threads
-    seed, start, stop, frames, fps = task
+    seed, start, stop, frames, fps, program = task
     arrays, recs = [], []
     with torch_threads(1), _blas_one_thread():
         for i in range(start, stop):
             s = clip_seed(seed, i)
-            clip, labels = generate_clip(s, frames=frames, fps=fps)
+            clip, labels = generate_clip(s, frames=frames, fps=fps, program=program)
             labels = _json_safe(labels)
             rec = {"id": clip_id(i), "shard": i // SHARD_SIZE, "row": i % SHARD_SIZE, "split": split_of(seed, i)}
             rec.update(annotate(clip.joints, clip.fps, s, labels))
@@ -368,9 +368,14 @@ def _generator_info() -> dict:
 # --- procedural corpus ------------------------------------------------------------------------
 
 def build_corpus_iter(n: int, seed: int, out: str | Path, workers: int = 2, frames: int = 60, fps: float = 30.0,
-                      force: bool = False, shard_size: int = SHARD_SIZE):
+                      force: bool = False, shard_size: int = SHARD_SIZE, program: str = "mixed"):
     """Generate ``n`` procedural clips into a corpus at ``out``; yields progress dicts, the last
-    one with ``"path"``. ``workers`` > 1 uses a spawn-context process pool (one thread each)."""
+    one with ``"path"``. ``workers`` > 1 uses a spawn-context process pool (one thread each).
+    ``program``: what the clips do (``synth.PROGRAMS``): "mixed" is the default corpus, "concurrent"
+    a supplement of two one-hand actions at once (meta.json records it)."""
+    from engine.data.synth import PROGRAMS
+    if program not in PROGRAMS:
+        raise ValueError(f"program must be one of {PROGRAMS}; got {program!r}")
     if not 1 <= int(n) <= 10_000_000:
         raise ValueError(f"n must be 1..10000000; got {n}")
     if not 1 <= int(workers) <= 256:
@@ -380,7 +385,7 @@ def build_corpus_iter(n: int, seed: int, out: str | Path, workers: int = 2, fram
     n, frames, fps, workers = int(n), int(frames), float(fps), int(workers)
     t0 = time.perf_counter()
     chunk = max(1, min(CHUNK, n // (8 * workers)))  # small corpora still report progress often
-    tasks = [(int(seed), s, min(s + chunk, n), frames, fps) for s in range(0, n, chunk)]
+    tasks = [(int(seed), s, min(s + chunk, n), frames, fps, program) for s in range(0, n, chunk)]
     pools = []
 
     def batches():  # started by the writer once ``out`` is checked, so no worker starts for a refused build
@@ -400,7 +405,7 @@ def build_corpus_iter(n: int, seed: int, out: str | Path, workers: int = 2, fram
     def meta() -> dict:
         return {"frames": frames, "fps": fps, "seed": int(seed), "source": "synthetic",
                 "build_seconds": round(time.perf_counter() - t0, 2), "generator": _generator_info(),
-                "cleaning": None, "workers": workers}
+                "cleaning": None, "workers": workers, "program": program}
 
     rate = lambda k: round(k / max(time.perf_counter() - t0, 1e-9), 1)  # noqa: E731
     rows = batches()

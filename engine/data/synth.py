@@ -64,10 +64,18 @@ class Plan:
 
 
 # --- scheduling -----------------------------------------------------------------------------
+PROGRAMS = ("mixed", "concurrent")
+
+
 def _schedule(rng: np.random.Generator, T: int, fps: float, n_actions: int | None,
-              names: list[str] | None = None) -> list[Plan]:
+              names: list[str] | None = None, program: str = "mixed") -> list[Plan]:
     """Pick actions, hands, durations and start frames; consecutive one-hand actions on different
-    hands may overlap in time."""
+    hands may overlap in time. ``program`` "concurrent": always two different one-hand actions, one
+    per hand, at the same time (the second starts within the first quarter of its own length)."""
+    if program not in PROGRAMS:
+        raise ValueError(f"program must be one of {PROGRAMS}; got {program!r}")
+    if program == "concurrent":
+        return _schedule_concurrent(rng, T, fps)
     asked = n_actions is not None
     if n_actions is None:
         n_actions = int(rng.choice([1, 2, 3], p=[0.35, 0.4, 0.25] if T >= 50 else [0.6, 0.4, 0.0]))
@@ -107,6 +115,32 @@ def _schedule(rng: np.random.Generator, T: int, fps: float, n_actions: int | Non
         plans.append(Plan(spec, spec.sample(rng), sides[k], start, n, release, fade_in, fade_out))
         prev_start = start
         t = max(t, start + n + int(gaps[k]))
+    return plans
+
+
+def _schedule_concurrent(rng: np.random.Generator, T: int, fps: float) -> list[Plan]:
+    """Two different one-hand actions, one on each hand, overlapping: what "the right hand waves
+    while the left makes a fist" asks for. The mixed programs make such pairs only when two one-hand
+    actions on different hands happen to follow each other (about one clip in ten)."""
+    one = [n for n in ACTIONS if ACTIONS[n].hands == "one"]
+    first = one[int(rng.integers(len(one)))]
+    rest = [n for n in one if n != first]
+    specs = [ACTIONS[first], ACTIONS[rest[int(rng.integers(len(rest)))]]]
+    side = "right" if rng.uniform() < CONFIG.right_handed else "left"
+    sides = [side, SIDES[1 - SIDES.index(side)]]
+    lead = int(rng.integers(0, max(2, int(0.12 * T))))
+    avail = max(T - lead, 8)
+    plans = []
+    for k, spec in enumerate(specs):
+        n = int(round(rng.uniform(*spec.seconds) * fps))
+        n = max(min(n, avail), min(8, T))
+        start = lead if k == 0 else plans[0].start + int(rng.integers(0, max(1, n // 4)))
+        start = min(start, max(T - n, 0))
+        n = min(n, T - start)
+        fade_in = float(min(rng.uniform(*CONFIG.fade_s) * fps, n / 3))
+        fade_out = float(min(rng.uniform(*CONFIG.fade_s) * fps, n / 3))
+        release = bool(rng.uniform() < 0.45)
+        plans.append(Plan(spec, spec.sample(rng), sides[k], start, n, release, fade_in, fade_out))
     return plans
 
 
@@ -347,11 +381,13 @@ def _check(frames: int, fps: float) -> None:
         raise ValueError(f"fps must be 1..1000; got {fps}")
 
 
-def generate_clip(seed: int, frames: int = 60, fps: float = 30.0, n_actions: int | None = None) -> tuple[Clip, list[dict]]:
-    """One procedural clip and its action labels ({action, hands, lead, start_frame, end_frame, params})."""
+def generate_clip(seed: int, frames: int = 60, fps: float = 30.0, n_actions: int | None = None,
+                  program: str = "mixed") -> tuple[Clip, list[dict]]:
+    """One procedural clip and its action labels ({action, hands, lead, start_frame, end_frame, params}).
+    ``program``: "mixed" (1-3 actions of any kind; the default corpus) or "concurrent" (see _schedule)."""
     _check(frames, fps)
     rng = np.random.default_rng(seed)
-    plans = _schedule(rng, int(frames), float(fps), n_actions)
+    plans = _schedule(rng, int(frames), float(fps), n_actions, program=program)
     return _render(rng, plans, int(frames), float(fps))
 
 

@@ -657,18 +657,29 @@ def corpus_captions(entry: dict, max_tokens: int, count_tokens) -> list[dict]:
 
 
 def load_corpus(data_dir: str | Path, split: str = "train", max_tokens: int = 32,
-                text_encoder=None, limit: int | None = None, mirror: bool = False) -> DiffusionDataset:
-    """A corpus folder (docs/corpus.md) -> the windows of one split with their caption candidates."""
+                text_encoder=None, limit: int | None = None, mirror: bool = False,
+                extra: list | tuple = ()) -> DiffusionDataset:
+    """A corpus folder (docs/corpus.md) -> the windows of one split with their caption candidates.
+    ``extra``: more corpus folders whose windows of the same split join them (e.g. a supplement built
+    with ``data build --program concurrent``); every folder must have the same frames per clip."""
     from engine.data.corpus import Corpus
     if text_encoder is None:
         from engine.diffusion.text_encoder import shared_text_encoder
         text_encoder = shared_text_encoder()
-    corpus = Corpus(data_dir)
-    arrays = corpus.arrays(split)
-    entries = [e for e in corpus.index if e["split"] == split]
-    if limit is not None:
-        arrays = {k: v[:limit] for k, v in arrays.items()}
-        entries = entries[:limit]
+    parts, entries = [], []
+    for i, folder in enumerate([data_dir, *extra]):
+        corpus = Corpus(folder)
+        arrays = corpus.arrays(split)
+        rows = [e for e in corpus.index if e["split"] == split]
+        if limit is not None and i == 0:
+            arrays = {k: v[:limit] for k, v in arrays.items()}
+            rows = rows[:limit]
+        if parts and arrays["transl"].shape[1:] != parts[0]["transl"].shape[1:]:
+            raise TrainingError(f"{folder}: clips of {arrays['transl'].shape[1]} frames; {data_dir} has "
+                                f"{parts[0]['transl'].shape[1]}: every corpus of one run needs the same length")
+        parts.append(arrays)
+        entries += rows
+    arrays = {k: np.concatenate([a[k] for a in parts]) for k in parts[0]} if len(parts) > 1 else parts[0]
     lengths: dict[str, int] = {}
 
     def count(text: str) -> int:
@@ -684,6 +695,9 @@ def load_corpus(data_dir: str | Path, split: str = "train", max_tokens: int = 32
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="corpus folder (hand-studio data build; see docs/corpus.md)")
     p.add_argument("--limit", type=int, help="use only the first N training windows (quick runs)")
+    p.add_argument("--extra-data", action="append", default=[], metavar="DIR",
+                   help="another corpus whose train windows join --data's (repeatable; validation stays on "
+                        "--data's val split), e.g. a `data build --program concurrent` supplement")
     p.add_argument("--out", required=True, help="run folder: train_state/ (resumable) and model/ (EMA weights)")
     p.add_argument("--config", help="JSON file with {'model': {...DenoiserConfig}, 'train': {...TrainConfig}}")
     p.add_argument("--from", dest="init_from", metavar="MODEL",
@@ -812,9 +826,12 @@ def _run(args: argparse.Namespace, progress: _Progress, stop) -> int:
     if device.type == "cuda":  # caption encoding: 320 s on one CPU thread for the corpus, seconds on a GPU
         from engine.diffusion.text_encoder import shared_text_encoder
         shared_text_encoder().to(device)
-    dataset = load_corpus(args.data, max_tokens=max_tokens, limit=args.limit, mirror=cfg.p_mirror > 0)
+    dataset = load_corpus(args.data, max_tokens=max_tokens, limit=args.limit, mirror=cfg.p_mirror > 0,
+                          extra=args.extra_data)
     val = load_corpus(args.data, "val", max_tokens=max_tokens) if cfg.val_every else None
     meta = {"data": str(args.data), "command": "hand-studio train diffusion"}
+    if args.extra_data:
+        meta["extra_data"] = [str(d) for d in args.extra_data]
     it = train_iter(dataset, args.out, model_cfg, cfg, resume=not args.no_resume, meta=meta,
                     init_from=args.init_from, val_dataset=val, stop=stop)
     started, last = False, {"step": 0, "paused": False}
