@@ -260,3 +260,19 @@ def test_models_registry_takes_a_clutch_run(base, monkeypatch, tmp_path, capsys)
     assert main(["models", "add", "run", str(base)]) == 2
     assert "training run folder; register its model: " + str(base / "model") in capsys.readouterr().err
     assert main(["models", "remove", "mine"]) == 0 and active_model_path("clutch") is None
+
+
+def test_extra_corpus_joins_the_training_clips(corpus_dir, data, tmp_path):
+    """``train clutch-* --extra-data DIR``: a supplement's train clips follow --data's, with their
+    captions; a supplement of another clip length is refused by name."""
+    from engine.data.corpus import Corpus
+    from engine.data.corpus_build import build_corpus
+
+    supp = build_corpus(10, 4, tmp_path / "supp", workers=1, frames=24, program="concurrent")
+    both = tc.load_split(corpus_dir, extra=[supp])
+    n_supp = sum(r["split"] == "train" for r in Corpus(supp).index)
+    assert len(both) == len(data) + n_supp and torch.equal(both.x[:len(data)], data.x)
+    assert both.captions[:len(data)] == data.captions and all(both.captions[len(data):])
+    other = build_corpus(4, 4, tmp_path / "short", workers=1, frames=20)
+    with pytest.raises(ValueError, match=r"short: clips of 20 frames; .* has 24"):
+        tc.load_split(corpus_dir, extra=[other])

@@ -127,19 +127,28 @@ class ClipData:
         return {s: c[i] for s, c in self.codes.items()}
 
 
-def load_split(data_dir: str | Path, split: str = "train") -> ClipData:
-    """A corpus folder (engine.data.corpus layout) -> ClipData of one split."""
+def load_split(data_dir: str | Path, split: str = "train", extra: list | tuple = ()) -> ClipData:
+    """A corpus folder (engine.data.corpus layout) -> ClipData of one split. ``extra``: more corpus
+    folders whose clips of the split follow (a ``data build --program concurrent`` supplement); all
+    need the same frames per clip."""
     from engine.data.corpus import Corpus
-    corpus = Corpus(data_dir)
-    a = corpus.arrays(split, keys=("transl", "global_orient", "hand_pose", "betas"))
-    if a["transl"].shape[0] == 0:
-        raise ValueError(f"{data_dir}: the {split!r} split is empty")
-    x = params_to_tensor(*(torch.from_numpy(a[k]) for k in ("global_orient", "hand_pose", "transl")))
-    captions = [[t["text"].strip() for t in levels if t.get("text", "").strip()] for levels in corpus.texts(split)]
-    empty = [i for i, c in enumerate(captions) if not c]
-    if empty:
-        raise ValueError(f"{data_dir}: clip {empty[0]} of split {split!r} has no caption text")
-    return ClipData(x, torch.from_numpy(a["betas"]), captions)
+    xs, betas, captions = [], [], []
+    for folder in [data_dir, *extra]:
+        corpus = Corpus(folder)
+        a = corpus.arrays(split, keys=("transl", "global_orient", "hand_pose", "betas"))
+        if a["transl"].shape[0] == 0:
+            raise ValueError(f"{folder}: the {split!r} split is empty")
+        if xs and a["transl"].shape[1] != xs[0].shape[1]:
+            raise ValueError(f"{folder}: clips of {a['transl'].shape[1]} frames; {data_dir} has "
+                             f"{xs[0].shape[1]}: every corpus of one run needs the same length")
+        xs.append(params_to_tensor(*(torch.from_numpy(a[k]) for k in ("global_orient", "hand_pose", "transl"))))
+        caps = [[t["text"].strip() for t in levels if t.get("text", "").strip()] for levels in corpus.texts(split)]
+        empty = [i for i, c in enumerate(caps) if not c]
+        if empty:
+            raise ValueError(f"{folder}: clip {empty[0]} of split {split!r} has no caption text")
+        betas.append(torch.from_numpy(a["betas"]))
+        captions += caps
+    return ClipData(torch.cat(xs), torch.cat(betas), captions)
 
 
 # --- optimisation helpers ---------------------------------------------------------------------
@@ -651,6 +660,9 @@ def add_arguments(p: argparse.ArgumentParser, stage: str | None = None) -> None:
     """The options of a run; ``stage`` fixes the stage (``hand-studio train clutch-pt`` etc.),
     otherwise ``--stage`` chooses it."""
     p.add_argument("--data", required=True, help="corpus folder (meta.json, index.jsonl, shards/)")
+    p.add_argument("--extra-data", action="append", default=[], metavar="DIR",
+                   help="another corpus whose train clips join --data's (repeatable), e.g. a `data build "
+                        "--program concurrent` supplement")
     p.add_argument("--out", required=True, help="run folder; each stage writes OUT/<stage>/{model,train_state}, "
                                                 "LM stages also OUT/model (a CLUTCH model folder)")
     if stage is None:
@@ -759,7 +771,7 @@ def _run(args: argparse.Namespace, progress: _Progress, stop) -> int:
     if getattr(args, "resume", False) and not any((out / sub(s) / "train_state" / "state.json").is_file()
                                                   for s in stages):
         raise TrainingError(f"--resume: {out / sub(stages[0]) / 'train_state'} holds no training state")
-    data = load_split(args.data, "train")
+    data = load_split(args.data, "train", extra=args.extra_data)
     kind = getattr(args, "model", None)
     command = f"hand-studio train {kind}" if kind in RUN_KINDS else f"hand-studio train clutch --stage {args.stage}"
     for stage in stages:
@@ -774,7 +786,9 @@ def _run(args: argparse.Namespace, progress: _Progress, stop) -> int:
             started.update(info)
             progress.emit("start", world_size=1, windows=info["clips"], out=str(out), **info)
 
-        kwargs = {"resume": not args.no_resume, "meta": {"data": str(args.data), "command": command},
+        meta = {"data": str(args.data), "command": command, **({"extra_data": [str(d) for d in args.extra_data]}
+                                                                if args.extra_data else {})}
+        kwargs = {"resume": not args.no_resume, "meta": meta,
                   "init_from": init_from, "stop": stop, "on_start": on_start}
         if stage != "shift":
             kwargs.update(init_t5=getattr(args, "init_t5", None) if stage == "pretrain" else None,
