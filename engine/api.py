@@ -116,28 +116,34 @@ class Studio:
 
     def generate_iter(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, model: str = "diffusion",
                       constraints: Constraints | None = None, steps: int | None = None,
-                      close_pinches: bool | None = None):
+                      close_pinches: bool | None = None, split_hands: bool | None = None):
         """Generator yielding ``{"step", "of", "preview"}`` per denoising step, then the result
         (with ``"pinches"``: the named pinches closed); close it to cancel. Bad input raises when
         this is called. ``close_pinches``: make thumb-fingertip contacts the prompt names touch
-        (None: on, the pipeline's default). The clutch model yields its one result (it takes no
-        constraints, steps or pinch closing)."""
+        (None: on, the pipeline's default). ``split_hands``: generate each hand from the whole text
+        and its own when the prompt gives each hand a separate action at the same time (None: on).
+        The clutch model yields its one result (it takes no constraints, steps or these options)."""
+        if model == "clutch" and split_hands is not None:
+            raise ValueError("split_hands is a diffusion setting; use model='diffusion'")
+        kw = {} if split_hands is None else {"split_hands": split_hands}
         return self.pipeline(model).generate_iter(prompt, frames, seed, constraints, steps,
-                                                  close_pinches=close_pinches)
+                                                  close_pinches=close_pinches, **kw)
 
     def generate(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, model: str = "diffusion",
                  constraints: Constraints | None = None, steps: int | None = None,
-                 close_pinches: bool | None = None, candidates: int | None = None) -> Clip:
+                 close_pinches: bool | None = None, candidates: int | None = None,
+                 split_hands: bool | None = None) -> Clip:
         """Text -> clip with the named model. ``candidates`` (clutch): token streams drawn, the one
         the model's own captioner matches best to the prompt kept (None: the pipeline's default)."""
         if model == "clutch":
-            if constraints is not None or steps is not None or close_pinches is not None:
-                raise ValueError("the clutch model takes no constraints, steps or pinch closing; "
+            if constraints is not None or steps is not None or close_pinches is not None or split_hands is not None:
+                raise ValueError("the clutch model takes no constraints, steps, pinch closing or hand splitting; "
                                  "use model='diffusion'")
             return self.pipeline(model).generate(prompt, frames, seed, candidates=candidates)
         if candidates is not None:
             raise ValueError("candidates is a clutch setting; the diffusion model draws one sample per seed")
-        return self.pipeline(model).generate(prompt, frames, seed, constraints, steps, close_pinches=close_pinches)
+        return self.pipeline(model).generate(prompt, frames, seed, constraints, steps, close_pinches=close_pinches,
+                                             split_hands=split_hands)
 
     def caption(self, clip: Clip, candidates: int | None = None) -> str:
         """Motion -> text, with the CLUTCH model. ``candidates``: the greedy caption and candidates - 1

@@ -62,6 +62,10 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-close-pinches", dest="close_pinches", action="store_false",
                    help="diffusion: leave the thumb-fingertip pinches the prompt names as the model made them "
                         "(by default they are closed)")
+    p.add_argument("--no-split-hands", dest="split_hands", action="store_false",
+                   help="diffusion: sample both hands from all three texts together even when the prompt gives each "
+                        "hand its own action at the same time (by default each hand then follows the whole text and "
+                        "its own)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True, help="output file; the format follows the extension")
 
@@ -79,7 +83,8 @@ def _run_generate(args: argparse.Namespace) -> int:
             raise ValueError("--candidates is for --model clutch; the diffusion model draws one sample per seed")
         item = {}
         for item in studio.generate_iter(prompt, frames=args.frames, seed=args.seed, model=args.model,
-                                         steps=args.steps, close_pinches=args.close_pinches):
+                                         steps=args.steps, close_pinches=args.close_pinches,
+                                         split_hands=args.split_hands):
             pass
         clip, pinches = item["clip"], item.get("pinches", [])
     path = clip.save(args.out)

@@ -110,6 +110,25 @@ def test_generate_closes_a_named_pinch(tmp_path):
     assert on < 0.010 < off
 
 
+def test_generate_gives_each_hand_its_own_action(tmp_path):
+    """"the left hand makes a fist while the right hand waves" with the shipped model (seed 0): the
+    left hand closes into a fist (fingertips < 8.5 cm from the wrist, bench/concurrent_probe.py's
+    check) and the right one waves; --no-split-hands samples both from all texts at once, and the
+    wave keeps the fist half open."""
+    from engine.motion.clip import Clip
+    text = "the left hand makes a fist while the right hand waves"
+    for name, extra in (("on", []), ("off", ["--no-split-hands"])):
+        r = run("generate", text, *extra, "--out", str(tmp_path / f"{name}.npz"))
+        assert r.returncode == 0, r.stderr
+    fist = {}
+    for name in ("on", "off"):
+        j = Clip.load(tmp_path / f"{name}.npz").joints
+        fist[name] = (np.linalg.norm(j[:, 0, [8, 12, 16, 20]] - j[:, 0, :1], axis=-1).mean(-1) * 100).min()
+        tip = (j[:, 1, 12] - j[:, 1, 0]) * 100
+        assert (tip.max(0) - tip.min(0)).max() > 6.0, name  # the right hand waves either way
+    assert fist["on"] < 8.5 < fist["off"], fist
+
+
 @pytest.mark.parametrize("args,needle", [
     (["", "--out", "x.npz"], "prompt"),
     (["wave", "--frames", "0", "--out", "x.npz"], "frames"),

@@ -382,6 +382,32 @@ def test_guided_forward_is_one_batch_of_cond_and_uncond(pipe):
         assert torch.equal(step(x_t, 500), pipe.guided_x0(x_t, 500, cond, uncond, 2.5)) and not pipe._graphs
 
 
+def test_split_hands_guidance_takes_each_hand_from_its_own_text(pipe):
+    """``split_hands``: the left hand's channels are u + g (l - u) with l conditioned on the whole and
+    left texts (the right branch empty), the right hand's likewise, in one batched forward."""
+    from engine.diffusion.pipeline import guided_forward, hand_only, step_memory
+    model = pipe.model
+    x_t = torch.randn(1, TINY.frames, 2, 99, generator=torch.Generator().manual_seed(4))
+    prompt = Prompt("the right hand waves while the left hand makes a fist", "The left hand makes a fist.",
+                    "The right hand waves.")
+    with torch.no_grad():
+        cond, uncond = pipe.encode_prompts([prompt]), pipe.null_memory(1)
+        t1 = torch.full((1,), 500)
+        alone = {h: pipe.encode_prompts([Prompt(prompt.text, **{h: getattr(prompt, h)})]) for h in ("left", "right")}
+        for h in ("left", "right"):  # hand_only == the prompt with the other hand's field left empty
+            assert torch.allclose(model(x_t, t1, *hand_only(cond, h)), model(x_t, t1, *alone[h]), atol=1e-5)
+        l, r = model(x_t, t1, *alone["left"]), model(x_t, t1, *alone["right"])
+        u = model(x_t, t1, *uncond)
+        mem = step_memory(cond, uncond, 2.5, split_hands=True)
+        assert mem[0].shape[0] == 3 and step_memory(cond, uncond, 1.0, split_hands=True)[0].shape[0] == 2
+        mixed = guided_forward(model, x_t, torch.full((3,), 500), *mem, 2.5, split_hands=True)
+        assert torch.allclose(mixed[:, :, 0], (u + 2.5 * (l - u))[:, :, 0], atol=1e-4)
+        assert torch.allclose(mixed[:, :, 1], (u + 2.5 * (r - u))[:, :, 1], atol=1e-4)
+        plain = guided_forward(model, x_t, torch.full((2,), 500), *step_memory(cond, uncond, 1.0, True), 1.0, True)
+        assert torch.allclose(plain[:, :, 0], l[:, :, 0], atol=1e-5) and torch.allclose(plain[:, :, 1], r[:, :, 1], atol=1e-5)
+        assert torch.equal(pipe.guided_x0(x_t, 500, cond, uncond, 2.5, True), mixed)
+
+
 def test_text_encoder_to_keeps_results_on_the_cpu(encoder):
     a = encoder.encode(["wave the left hand"])[0]
     encoder.to("cpu")
@@ -508,3 +534,15 @@ def test_text_encoder_cache_never_drops_what_a_batch_needs(encoder):
     for a, b in zip(got[:4], ref):
         assert torch.allclose(a, b, atol=1e-5)
     assert got[4].shape == (0, 384) and len(small._cache) == 2
+
+
+def test_generate_bench_prints_every_row():
+    """``hand-studio bench generate``'s rows: the guided step, each clip / steps / constraints
+    combination and the hand-by-hand (split_hands) case, as numbers."""
+    from engine.diffusion import bench
+    lines = []
+    rows = bench.run(steps_list=(2,), frames_list=(60,), threads_list=(1,), repeats=1, train=False, out=lines.append)
+    kinds = [r["what"] for r in rows]
+    assert kinds == ["guided_step_ms", "generate", "generate", "generate_separate_hands"], kinds
+    assert all(r.get("median_s", r.get("ms", 0)) > 0 for r in rows)
+    assert any("each hand its own action" in line for line in lines)

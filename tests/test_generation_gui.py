@@ -146,6 +146,20 @@ def test_named_pinch_is_closed_and_the_checkbox_turns_it_off(window, qtbot):
     assert on < off and "pinch closed" not in messages[-1]
 
 
+def test_each_hand_its_own_action_checkbox_reaches_the_sampler(window, qtbot):
+    """"Each hand its own action" (on by default): a prompt giving each hand a separate action at once
+    is sampled hand by hand; with the box off, from all the texts together - a different take."""
+    p, doc = window.prompt_panel, window.document
+    assert p.split_hands_check.isChecked() and p.options().split_hands
+    p.text_edit.setPlainText("the right hand waves while the left hand makes a fist")
+    generate_and_wait(qtbot, window, p.generate)
+    on = doc.clip.joints.copy()
+    p.split_hands_check.setChecked(False)
+    assert not p.options().split_hands and not plan_generation(doc, p.options()).split_hands
+    generate_and_wait(qtbot, window, p.generate)
+    assert not np.allclose(on, doc.clip.joints)
+
+
 def test_hand_parts_of_the_prompt_show_in_the_empty_fields(window, qtbot):
     """A prompt that gives each hand its own part: the empty Left/Right fields show the part the
     diffusion model will read there; a typed field is the user's and wins."""

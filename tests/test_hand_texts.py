@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.diffusion.hand_texts import clause_hands, clauses, derive_hand_texts, fill_hand_texts, mirror_text
+from engine.diffusion.hand_texts import (clause_hands, clauses, derive_hand_texts, fill_hand_texts, mirror_text,
+                                         separate_hands)
 from engine.diffusion.representation import clip_to_tensor, keypoints_from_rep, mirror_keypoints, mirror_rep
 from engine.motion.clip import Prompt
 from test_diffusion import TINY, encoder, hands, random_clip, random_model, tiny_corpus  # noqa: F401 (fixtures)
@@ -60,6 +61,36 @@ def test_pipeline_uses_derived_texts_and_can_be_switched_off(encoder, hands):
     np.testing.assert_array_equal(derived, explicit)
     pipe.hand_texts = False
     assert not np.allclose(pipe.generate(text, frames=20, seed=3).joints, derived)
+
+
+def test_separate_hands_only_when_each_hand_has_its_own_action():
+    assert separate_hands(fill_hand_texts(Prompt("the right hand waves while the left hand makes a fist")))
+    assert separate_hands(Prompt("", "The left hand stays still.", "The right hand closes into a fist."))
+    assert separate_hands(Prompt("Someone pats with the left hand as they point with the right.", "The left hand pats.",
+                                 "The right hand points."))
+    # in sequence: the order is in the whole text, so the hands are not generated apart
+    assert not separate_hands(fill_hand_texts(Prompt("the left hand makes a fist and then the right hand waves")))
+    assert not separate_hands(Prompt("A performer closes their right hand into a fist.", "The left hand stays still.",
+                                     "The right hand closes into a fist."))
+    for left, right in (("The left hand claps.", "The right hand claps."),  # a two-hand action
+                        ("The left hand moves toward the right hand.", "The right hand waves."),  # names the other
+                        ("The left hand holds the other hand.", "The right hand waves."),
+                        ("", "The right hand waves."),  # one field empty
+                        ("Both hands open.", "The right hand waves.")):
+        assert not separate_hands(Prompt("x", left, right)), (left, right)
+    assert not separate_hands(Prompt("the right hand waves while the left hand makes a fist"))  # whole text alone
+
+
+def test_pipeline_splits_hands_only_for_separate_actions(encoder, hands):
+    """Each hand from its own text when the prompt gives each hand a separate action (the shipped
+    model otherwise let "waves" open the other hand's fist); other prompts are sampled as before."""
+    from engine.diffusion.pipeline import DiffusionPipeline
+    pipe = DiffusionPipeline(random_model(), encoder, hands, steps=3)
+    sep, joint = "the right hand waves while the left hand makes a fist", "clap both hands twice"
+    on = [pipe.generate(t, frames=20, seed=3).joints for t in (sep, joint)]
+    pipe.split_hands = False
+    off = [pipe.generate(t, frames=20, seed=3).joints for t in (sep, joint)]
+    assert not np.allclose(on[0], off[0]) and np.array_equal(on[1], off[1])
 
 
 # --- mirror augmentation -----------------------------------------------------------------------

@@ -82,6 +82,26 @@ def derive_hand_texts(text: str) -> tuple[str, str]:
     return out["left"], out["right"]
 
 
+# the whole text says the hands' actions happen together ("while", "at the same time", "as the left ...")
+_TOGETHER = re.compile(r"\b(?:while|whilst|whereas|meanwhile|at the same time|simultaneously|concurrently"
+                       r"|as (?:the|their|your|his|her|its|they|it|he|she|someone|one|my))\b", re.IGNORECASE)
+
+
+def separate_hands(prompt: Prompt) -> bool:
+    """Does the prompt ask for a separate action on each hand at the same time? Both Left and Right
+    are filled, each names only its own hand (or none) and nothing done with both hands or to the
+    other ("towards the right hand", "claps", "both"), and the whole text is empty or says the two
+    happen together ("while", "at the same time", "as the left hand ..."). Then each hand can be
+    generated from its own text alone (``pipeline.guided_forward``'s split_hands). Actions one after
+    the other are not split: their order lives in the whole text."""
+    if not (prompt.left and prompt.right):
+        return False
+    if prompt.text and not _TOGETHER.search(prompt.text):
+        return False
+    return all(clause_hands(c) <= {hand} and not _BOTH.search(c)
+               for hand, text in (("left", prompt.left), ("right", prompt.right)) for c in clauses(text))
+
+
 _SIDE_WORD = re.compile(r"\b(left|right)\b", re.IGNORECASE)
 
 

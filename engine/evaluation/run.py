@@ -138,7 +138,8 @@ def same_key_resample(data: str | Path, keys: list, split_keys, gt: np.ndarray, 
 def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, evaluator: str | Path | None = None,
                             n: int = 512, steps: int | None = None, mm_prompts: int = 32, mm_repeats: int = 5,
                             seed: int = 0, pool: int = 32, whole_only: bool = False,
-                            hand_texts: bool | None = None, close_pinches: bool | None = None) -> Iterator[dict]:
+                            hand_texts: bool | None = None, close_pinches: bool | None = None,
+                            split_hands: bool | None = None) -> Iterator[dict]:
     """Generate one clip per test prompt (first ``n``), then score. Yields progress, then
     ``{"done": True, "rows": {...}, "table": markdown, "n", "steps", "pool"}``.
 
@@ -146,8 +147,8 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     own dataset) with fewer usable prompts than ``pool`` is scored in one pool of all of them:
     ``"pool"`` in the result is the size actually used (R@k is not comparable across pool sizes;
     chance is k / pool). At least 4 usable prompts are needed. ``whole_only`` / ``hand_texts``:
-    see ``load_eval_set`` and ``DiffusionPipeline.hand_texts`` (None: the model's default).
-    ``close_pinches``: close the pinches each prompt names, as the app does (None: the pipeline's
+    see ``load_eval_set`` and ``DiffusionPipeline.hand_texts`` (None: the model's default); so is
+    ``split_hands`` (``DiffusionPipeline.split_hands``). ``close_pinches``: close the pinches each prompt names, as the app does (None: the pipeline's
     setting, on); when it changes anything, a "Diffusion, pinches not closed" row scores the same
     generations before that step."""
     from engine.api import Studio
@@ -158,9 +159,8 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     prompts, gt, ev = load_eval_set(data, n, evaluator, min_prompts=MIN_EVAL_PROMPTS, whole_only=whole_only)
     pool = min(int(pool), len(prompts))
     studio = Studio.load(device="cpu", diffusion=model)
-    if hand_texts is not None:
-        studio.pipeline("diffusion").hand_texts = bool(hand_texts)
     pipe = studio.pipeline("diffusion")
+    _set_prompt_handling(pipe, hand_texts, split_hands)
     t0 = time.perf_counter()
     gen, raw = [], []  # as the app makes them / the sampler's output before named pinches are closed
     for i, p in enumerate(prompts):
@@ -202,12 +202,21 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     yield {"done": True, "rows": rows, "table": table(rows), "n": len(prompts), "steps": steps, "pool": pool}
 
 
+def _set_prompt_handling(pipe, hand_texts: bool | None, split_hands: bool | None) -> None:
+    """The pipeline's prompt options for an evaluation; None keeps the model's setting."""
+    if hand_texts is not None:
+        pipe.hand_texts = bool(hand_texts)
+    if split_hands is not None:
+        pipe.split_hands = bool(split_hands)
+
+
 SWEEPS = ("steps", "guidance")  # sampler settings a quality curve can sweep
 
 
 def sweep_iter(data: str | Path, param: str, values: list, model: str | Path | None = None,
                evaluator: str | Path | None = None, n: int = 512, seed: int = 0,
-               split: str = "test", whole_only: bool = False, hand_texts: bool | None = None) -> Iterator[dict]:
+               split: str = "test", whole_only: bool = False, hand_texts: bool | None = None,
+               split_hands: bool | None = None) -> Iterator[dict]:
     """Quality against one sampler setting (``param``: sampler ``steps`` or CFG ``guidance``) on
     the same prompts and seeds: per value R@1/2/3, FID, MM-Dist (embedding_row) and ``s/clip``
     (mean seconds per generated clip, model loaded); the other setting stays at the model's
@@ -224,8 +233,7 @@ def sweep_iter(data: str | Path, param: str, values: list, model: str | Path | N
             raise ValueError(f"guidance-curve scales must be numbers in 0..20; got {v!r}")
     prompts, gt, ev = load_eval_set(data, n, evaluator, split=split, whole_only=whole_only)
     pipe = Studio.load(device="cpu", diffusion=model).pipeline("diffusion")
-    if hand_texts is not None:
-        pipe.hand_texts = bool(hand_texts)
+    _set_prompt_handling(pipe, hand_texts, split_hands)
     pipe.generate(prompts[0], frames=gt.shape[1], seed=seed, steps=1)  # load and warm up off the clock
     gt_emb = ev.embed_motion(gt)
     rows = {}
@@ -320,6 +328,9 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="prompts keep only their whole-motion text (what a user types in the one prompt box)")
     d.add_argument("--hand-texts", choices=("on", "off"), default=None,
                    help="fill empty Left/Right prompt fields from the whole text (default: the model's setting)")
+    d.add_argument("--split-hands", choices=("on", "off"), default=None,
+                   help="generate each hand from its own text when Left and Right give each hand a separate action "
+                        "(default: the model's setting, on)")
     d.add_argument("--close-pinches", choices=("on", "off"), default=None,
                    help="close the thumb-fingertip pinches each prompt names, as the app does (default: on); the "
                         "main table then also scores the same generations before that step")
@@ -350,7 +361,9 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ValueError("--skip-main leaves nothing to do: add --constraints, --steps-curve and/or --guidance-curve")
     out: dict = {}
     ht = getattr(args, "hand_texts", None)
-    prompt_kw = {"whole_only": bool(getattr(args, "whole_only", False)), "hand_texts": None if ht is None else ht == "on"}
+    sh = getattr(args, "split_hands", None)
+    prompt_kw = {"whole_only": bool(getattr(args, "whole_only", False)), "hand_texts": None if ht is None else ht == "on",
+                 "split_hands": None if sh is None else sh == "on"}
     if not getattr(args, "skip_main", False):
         cp = getattr(args, "close_pinches", None)
         last = _last(evaluate_diffusion_iter(args.data, args.checkpoint, args.evaluator, args.n, args.steps,

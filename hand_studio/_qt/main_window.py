@@ -694,7 +694,7 @@ class MainWindow(QMainWindow):
         new = QtPromptPanel(self.document, studio, self.push, self.viewport, self)
         for name in ("seed_spin", "steps_spin", "guidance_spin", "frames_spin", "context_spin"):
             getattr(new, name).setValue(getattr(old, name).value())
-        for name in ("keep_keys_check", "inbetween_check", "extend_check", "close_pinches_check"):
+        for name in ("keep_keys_check", "inbetween_check", "extend_check", "close_pinches_check", "split_hands_check"):
             getattr(new, name).setChecked(getattr(old, name).isChecked())
         for hand, check in old.pin_checks.items():
             new.pin_checks[hand].setChecked(check.isChecked())

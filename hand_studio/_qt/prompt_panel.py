@@ -323,6 +323,12 @@ class QtPromptPanel(QWidget):
         self.close_pinches_check.setToolTip("When the prompt says the thumb meets a fingertip (\"pinch the thumb "
                                             "and ring finger\", \"OK sign\"), bend that thumb and finger until "
                                             "the tips touch where the model brings them closest")
+        self.split_hands_check = QCheckBox("Each hand its own action", self)
+        self.split_hands_check.setChecked(True)
+        self.split_hands_check.setToolTip("When Left and Right give each hand a separate action at the same time "
+                                          "(\"the right hand waves while the left hand makes a fist\"), generate "
+                                          "each hand from the prompt and its own field, so one hand's action does "
+                                          "not leak into the other")
         self.inbetween_check = QCheckBox("In-between the interval only", self)
         self.inbetween_check.setToolTip("Regenerate only the selected interval; the rest of the take and "
                                         "every key stay exact (Ctrl+drag on the timeline sets the interval)")
@@ -354,6 +360,7 @@ class QtPromptPanel(QWidget):
         grid = QVBoxLayout(constraints_box)
         grid.addWidget(self.keep_keys_check)
         grid.addWidget(self.close_pinches_check)
+        grid.addWidget(self.split_hands_check)
         grid.addWidget(self.inbetween_check)
         row = QHBoxLayout()
         row.addWidget(self.lock_checks["left"])
@@ -515,7 +522,8 @@ class QtPromptPanel(QWidget):
                   inbetween=self.inbetween_check.isChecked(),
                   pin_wrists=tuple(h for h, c in self.pin_checks.items() if c.isChecked()),
                   extend=self.extend_check.isChecked(), context_frames=self.context_spin.value(),
-                  close_pinches=self.close_pinches_check.isChecked())
+                  close_pinches=self.close_pinches_check.isChecked(),
+                  split_hands=self.split_hands_check.isChecked())
         kw.update(overrides)
         return GenerationOptions(**kw)
 

@@ -52,6 +52,7 @@ class GenerationOptions:
     extend: bool = False
     context_frames: int = 10
     close_pinches: bool = True  # diffusion: make the thumb-fingertip pinches the prompt names touch
+    split_hands: bool = True  # diffusion: each hand from the whole text and its own when they act apart at once
 
 
 @dataclass
@@ -73,6 +74,7 @@ class GenerationPlan:
     kept_frames: np.ndarray | None = None  # (T,) bool: frames copied from the source (in-between)
     extend_from: int | None = None  # extend: source frames [0, extend_from) then the generated ones
     close_pinches: bool = True
+    split_hands: bool = True
 
     def start(self, studio):
         """The engine's step generator for this request (loads the model on first use, so call it
@@ -81,7 +83,7 @@ class GenerationPlan:
         if self.model == "clutch":  # sampler steps, guidance and pinch closing are diffusion settings
             return studio.generate_iter(self.prompt, frames=self.frames, seed=self.seed, model=self.model,
                                         constraints=self.constraints)
-        pinch = {"close_pinches": self.close_pinches}
+        pinch = {"close_pinches": self.close_pinches, "split_hands": self.split_hands}
         if self.guidance is None:
             return studio.generate_iter(self.prompt, frames=self.frames, seed=self.seed, model=self.model,
                                         constraints=self.constraints, steps=self.steps, **pinch)
@@ -190,7 +192,7 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
         c = EngineConstraints.continue_from(src, ctx)
         return GenerationPlan(o.prompt, ctx + frames, o.seed, o.steps, o.guidance, o.model, c,
                               f"Extend by {frames} frames", src, document.current_take.generated, {},
-                              extend_from=T - ctx, close_pinches=o.close_pinches)
+                              extend_from=T - ctx, close_pinches=o.close_pinches, split_hands=o.split_hands)
 
     regenerate = o.inbetween or bool(locked) or bool(pins)
     if regenerate:
@@ -240,7 +242,7 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
     desc = ("Regenerate" if regenerate else f"Generate {frames} frames") + (": " + ", ".join(what) if what else "")
     return GenerationPlan(o.prompt, frames, o.seed, o.steps, o.guidance, o.model, constraints, desc, src,
                           document.current_take.generated, keys if has_keys else {}, locked if regenerate else (),
-                          kept, close_pinches=o.close_pinches)
+                          kept, close_pinches=o.close_pinches, split_hands=o.split_hands)
 
 
 CAPTION_FPS = 30.0  # the CLUTCH captioner reads 30 fps motion
