@@ -111,12 +111,12 @@ def test_generate_closes_a_named_pinch(tmp_path):
 
 
 def test_generate_gives_each_hand_its_own_action(tmp_path):
-    """"the left hand makes a fist while the right hand waves" with the shipped model (seed 0): the
+    """"the right hand waves while the left hand makes a fist" with the shipped model (seed 0): the
     left hand closes into a fist (fingertips < 8.5 cm from the wrist, bench/concurrent_probe.py's
-    check) and the right one waves; --no-split-hands samples both from all texts at once, and the
-    wave keeps the fist half open."""
+    check; 7.5 cm) and the right one waves; --no-split-hands samples both from all texts at once,
+    and the wave keeps the fist open (11 cm)."""
     from engine.motion.clip import Clip
-    text = "the left hand makes a fist while the right hand waves"
+    text = "the right hand waves while the left hand makes a fist"
     for name, extra in (("on", []), ("off", ["--no-split-hands"])):
         r = run("generate", text, *extra, "--out", str(tmp_path / f"{name}.npz"))
         assert r.returncode == 0, r.stderr

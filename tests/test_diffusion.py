@@ -383,29 +383,35 @@ def test_guided_forward_is_one_batch_of_cond_and_uncond(pipe):
 
 
 def test_split_hands_guidance_takes_each_hand_from_its_own_text(pipe):
-    """``split_hands``: the left hand's channels are u + g (l - u) with l conditioned on the whole and
-    left texts (the right branch empty), the right hand's likewise, in one batched forward."""
-    from engine.diffusion.pipeline import guided_forward, hand_only, step_memory
+    """``split_hands``: the left hand's channels are u + g (l - u) with l conditioned on the left
+    hand's prompt of ``hand_prompts`` (its own field, the right one empty, both fields as the whole
+    text with the left first), the right hand's likewise, in one batched forward."""
+    from engine.diffusion.hand_texts import hand_prompts
+    from engine.diffusion.pipeline import guided_forward, step_memory
     model = pipe.model
     x_t = torch.randn(1, TINY.frames, 2, 99, generator=torch.Generator().manual_seed(4))
     prompt = Prompt("the right hand waves while the left hand makes a fist", "The left hand makes a fist.",
                     "The right hand waves.")
+    pl, pr = hand_prompts(prompt)
+    assert pl == Prompt("The left hand makes a fist. The right hand waves.", "The left hand makes a fist.", "")
+    assert pr == Prompt("The right hand waves. The left hand makes a fist.", "", "The right hand waves.")
     with torch.no_grad():
-        cond, uncond = pipe.encode_prompts([prompt]), pipe.null_memory(1)
+        cond, uncond = pipe.encode_split(prompt), pipe.null_memory(1)
         t1 = torch.full((1,), 500)
-        alone = {h: pipe.encode_prompts([Prompt(prompt.text, **{h: getattr(prompt, h)})]) for h in ("left", "right")}
-        for h in ("left", "right"):  # hand_only == the prompt with the other hand's field left empty
-            assert torch.allclose(model(x_t, t1, *hand_only(cond, h)), model(x_t, t1, *alone[h]), atol=1e-5)
-        l, r = model(x_t, t1, *alone["left"]), model(x_t, t1, *alone["right"])
+        l, r = model(x_t, t1, *pipe.encode_prompts([pl])), model(x_t, t1, *pipe.encode_prompts([pr]))
         u = model(x_t, t1, *uncond)
-        mem = step_memory(cond, uncond, 2.5, split_hands=True)
-        assert mem[0].shape[0] == 3 and step_memory(cond, uncond, 1.0, split_hands=True)[0].shape[0] == 2
+        mem = step_memory(cond, uncond, 2.5)
+        assert cond[0].shape[0] == 2 and mem[0].shape[0] == 3
         mixed = guided_forward(model, x_t, torch.full((3,), 500), *mem, 2.5, split_hands=True)
         assert torch.allclose(mixed[:, :, 0], (u + 2.5 * (l - u))[:, :, 0], atol=1e-4)
         assert torch.allclose(mixed[:, :, 1], (u + 2.5 * (r - u))[:, :, 1], atol=1e-4)
-        plain = guided_forward(model, x_t, torch.full((2,), 500), *step_memory(cond, uncond, 1.0, True), 1.0, True)
+        plain = guided_forward(model, x_t, torch.full((2,), 500), *step_memory(cond, uncond, 1.0), 1.0, True)
         assert torch.allclose(plain[:, :, 0], l[:, :, 0], atol=1e-5) and torch.allclose(plain[:, :, 1], r[:, :, 1], atol=1e-5)
         assert torch.equal(pipe.guided_x0(x_t, 500, cond, uncond, 2.5, True), mixed)
+        long = Prompt("x", "The left hand " + "slowly " * 12 + "makes a fist.", "The right hand " + "gently " * 12 + "waves.")
+        with pytest.raises(ValueError):  # the joined whole text is over the token limit ...
+            pipe.text_encoder.check_text(hand_prompts(long)[0].text, "prompt.text")
+        assert pipe.encode_split(long)[0].shape[0] == 2  # ... so each row reads the prompt's own whole text
 
 
 def test_text_encoder_to_keeps_results_on_the_cpu(encoder):

@@ -102,6 +102,16 @@ def separate_hands(prompt: Prompt) -> bool:
                for hand, text in (("left", prompt.left), ("right", prompt.right)) for c in clauses(text))
 
 
+def hand_prompts(prompt: Prompt) -> tuple[Prompt, Prompt]:
+    """The two conditions of split-by-hand sampling (``separate_hands`` prompts): each hand's own
+    field with the other hand's empty, and as the whole text both fields with that hand's first -
+    "The left hand makes a fist. The right hand waves." for the left hand, the other order for the
+    right. The denoiser mostly does the action its whole text names first (with the prompt's own
+    whole text, "... waves while the left hand makes a fist" left the fist half open)."""
+    return (Prompt(f"{prompt.left} {prompt.right}", prompt.left, ""),
+            Prompt(f"{prompt.right} {prompt.left}", "", prompt.right))
+
+
 _SIDE_WORD = re.compile(r"\b(left|right)\b", re.IGNORECASE)
 
 

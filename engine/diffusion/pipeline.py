@@ -21,7 +21,7 @@ import torch
 from engine.diffusion import inpaint
 from engine.diffusion.constraints import Constraints
 from engine.diffusion.denoiser import BRANCHES, Denoiser
-from engine.diffusion.hand_texts import fill_hand_texts, separate_hands
+from engine.diffusion.hand_texts import fill_hand_texts, hand_prompts, separate_hands
 from engine.diffusion.representation import denormalize, normalize, tensor_to_clip
 from engine.diffusion.schedulers import DDIMScheduler, SchedulerConfig
 from engine.motion.clip import Prompt
@@ -98,10 +98,9 @@ def guided_forward(model: Denoiser, x_t: torch.Tensor, t: torch.Tensor, memory: 
                    mask: torch.Tensor, guidance: float, split_hands: bool = False) -> torch.Tensor:
     """Classifier-free guidance in ONE batched forward. memory/mask hold B rows (guidance 1: the
     conditional call alone) or 2B rows, conditional first (``step_memory``); t has one entry per row.
-    -> u + guidance (c - u). ``split_hands`` (memory from ``step_memory(..., split_hands=True)``):
-    the rows are left-only, right-only (and unconditional): each hand's channels come from the
-    prediction conditioned on the whole text and its own hand's text (the other hand's emptied), guided
-    against the same unconditional one."""
+    -> u + guidance (c - u). ``split_hands`` (conditional rows from ``DiffusionPipeline.encode_split``):
+    the rows are the left hand's condition, the right hand's (and the unconditional one); each hand's
+    channels come from its own row, guided against the same unconditional prediction."""
     B = x_t.shape[0]
     rows = memory.shape[0] // B
     if not split_hands:
@@ -117,27 +116,10 @@ def guided_forward(model: Denoiser, x_t: torch.Tensor, t: torch.Tensor, memory: 
     return torch.cat([left[:, :, :1], right[:, :, 1:]], 2)
 
 
-def hand_only(cond: tuple, hand: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """A conditional (memory, mask) with the other hand's text made empty (only its CLS and NULL
-    tokens attended, as for an empty field): the whole text and ``hand``'s own text.
-
-    Emptying the whole text too did both actions of the wave / fist probe more often (43 / 64
-    against 30 / 64) but, on the concurrent supplement's val split, matched texts less well
-    (R@3 0.826 against 0.906) and placed the actions on the named hands less often (0.759 / 0.782)."""
-    memory, mask = cond
-    other = BRANCHES.index("right" if hand == "left" else "left")
-    mask = mask.clone()
-    mask[:, other] = False
-    mask[:, other, :2] = True
-    return memory, mask
-
-
-def step_memory(cond: tuple, uncond: tuple, guidance: float, split_hands: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (memory, mask) one guided step reads: the conditional pair alone at guidance 1, else
-    conditional and unconditional concatenated along the batch. ``split_hands``: the left-only and
-    right-only conditions (``hand_only``) in place of the conditional one."""
-    if split_hands:
-        cond = _cat_memory(hand_only(cond, "left"), hand_only(cond, "right"))
+def step_memory(cond: tuple, uncond: tuple, guidance: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (memory, mask) one guided step reads: the conditional rows alone at guidance 1, else
+    conditional and unconditional concatenated along the batch (the conditional rows are one
+    prompt's, or split-by-hand sampling's two: ``DiffusionPipeline.encode_split``)."""
     return cond if guidance == 1.0 else _cat_memory(cond, uncond)
 
 
@@ -229,6 +211,19 @@ class DiffusionPipeline:
         mask = mask.reshape(B, 3, -1).to(self.device)
         return self.model.encode_condition(tokens, mask)
 
+    def encode_split(self, prompt: Prompt) -> tuple[torch.Tensor, torch.Tensor]:
+        """Split-by-hand sampling's conditions (``hand_texts.hand_prompts``), encoded once: memory
+        (2, 3, M, D) and mask, the left hand's row first. A joined whole text over the encoder's
+        token limit is replaced by the prompt's own whole text."""
+        rows = []
+        for p in hand_prompts(prompt):
+            try:
+                self.text_encoder.check_text(p.text, "prompt.text")
+            except ValueError:
+                p = Prompt(prompt.text, p.left, p.right)
+            rows.append(self.encode_prompts([p]))
+        return _cat_memory(*rows)
+
     def _with_hand_texts(self, prompt: Prompt) -> Prompt:
         """The prompt with empty Left/Right fields filled from its whole text; a derived text the
         encoder cannot take (over its token limit) is left empty rather than failing the user's prompt."""
@@ -257,8 +252,8 @@ class DiffusionPipeline:
     def guided_x0(self, x_t: torch.Tensor, t: int, cond: tuple, uncond: tuple, guidance: float,
                   split_hands: bool = False) -> torch.Tensor:
         """Conditional and unconditional x0 in ONE batched forward, mixed: u + g (c - u)
-        (``split_hands``: each hand's channels from its own text, see ``guided_forward``)."""
-        mem = step_memory(cond, uncond, guidance, split_hands)
+        (``split_hands``: ``cond`` is ``encode_split``'s two rows, see ``guided_forward``)."""
+        mem = step_memory(cond, uncond, guidance)
         return guided_forward(self.model, x_t, torch.full((mem[0].shape[0],), t, device=x_t.device), *mem, guidance,
                               split_hands)
 
@@ -266,7 +261,7 @@ class DiffusionPipeline:
         """(x_t, t) -> guided x0 for one window: a replayed CUDA graph on a GPU, else ``guided_x0``."""
         if self.device.type != "cuda" or not self.cuda_graphs:
             return lambda x, t: self.guided_x0(x, t, cond, uncond, guidance, split_hands)
-        mem = step_memory(cond, uncond, guidance, split_hands)
+        mem = step_memory(cond, uncond, guidance)
         key = (tuple(x_t.shape), tuple(mem[0].shape), float(guidance), x_t.dtype, bool(split_hands))
         graph = self._graphs.pop(key, None)
         if graph is None:
@@ -344,7 +339,9 @@ class DiffusionPipeline:
         W = self.model.config.frames
         threads = self.threads if self.device.type == "cpu" else None  # set per step, never across a yield
         with torch_threads(threads):
-            memories = [self.encode_prompts([p]) for p in prompts]  # once per generation
+            split = [split_hands and separate_hands(p) for p in prompts]  # each hand its own action, per window
+            memories = [self.encode_split(p) if sp else self.encode_prompts([p])  # once per generation
+                        for p, sp in zip(prompts, split)]
             uncond = self.null_memory(1)
         gen = torch.Generator().manual_seed(int(seed))
         scheduler = copy.copy(self.scheduler)  # its own timesteps: generations may interleave
@@ -368,7 +365,7 @@ class DiffusionPipeline:
             weight = weight[None]
             plan = inpaint.seam_plan(keep)  # the seam fill of this window's mask, built once
             x_t = torch.randn((1, W, 2, keep.shape[-1]), generator=gen).to(self.device)
-            guided = self._guided_step(x_t, memories[w], uncond, guidance, split_hands and separate_hands(prompts[w]))
+            guided = self._guided_step(x_t, memories[w], uncond, guidance, split[w])
             for i, t in enumerate(timesteps.tolist()):
                 with torch_threads(threads):
                     x0 = guided(x_t, t)
