@@ -64,8 +64,8 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
                         "(by default they are closed)")
     p.add_argument("--no-split-hands", dest="split_hands", action="store_false",
                    help="diffusion: sample both hands from all three texts together even when the prompt gives each "
-                        "hand its own action at the same time (by default each hand then follows the whole text and "
-                        "its own)")
+                        "hand its own action at the same time (by default each hand then follows its own part, with "
+                        "both parts, its own first, as the whole text)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True, help="output file; the format follows the extension")
 

@@ -306,7 +306,7 @@ class DiffusionPipeline:
         the step generator. ``close_pinches``: None = the pipeline's setting (``close_pinches``);
         the last item's ``"pinches"`` lists what was closed. ``split_hands``: None = the pipeline's
         setting; on, a prompt that gives each hand its own action at the same time
-        (``hand_texts.separate_hands``) has each hand generated from the whole text and its own."""
+        (``hand_texts.separate_hands``) has each hand generated from its own part (``encode_split``)."""
         prompt = check_prompt(prompt)
         close_pinches = self.close_pinches if close_pinches is None else bool(close_pinches)
         split_hands = self.split_hands if split_hands is None else bool(split_hands)

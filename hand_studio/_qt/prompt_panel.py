@@ -327,8 +327,8 @@ class QtPromptPanel(QWidget):
         self.split_hands_check.setChecked(True)
         self.split_hands_check.setToolTip("When Left and Right give each hand a separate action at the same time "
                                           "(\"the right hand waves while the left hand makes a fist\"), generate "
-                                          "each hand from the prompt and its own field, so one hand's action does "
-                                          "not leak into the other")
+                                          "each hand from its own field (both fields, its own first, as the "
+                                          "prompt), so one hand's action does not leak into the other")
         self.inbetween_check = QCheckBox("In-between the interval only", self)
         self.inbetween_check.setToolTip("Regenerate only the selected interval; the rest of the take and "
                                         "every key stay exact (Ctrl+drag on the timeline sets the interval)")

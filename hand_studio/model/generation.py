@@ -52,7 +52,7 @@ class GenerationOptions:
     extend: bool = False
     context_frames: int = 10
     close_pinches: bool = True  # diffusion: make the thumb-fingertip pinches the prompt names touch
-    split_hands: bool = True  # diffusion: each hand from the whole text and its own when they act apart at once
+    split_hands: bool = True  # diffusion: each hand from its own part when they act apart at once
 
 
 @dataclass
