@@ -123,11 +123,8 @@ class Studio:
         (None: on, the pipeline's default). ``split_hands``: generate each hand from the whole text
         and its own when the prompt gives each hand a separate action at the same time (None: on).
         The clutch model yields its one result (it takes no constraints, steps or these options)."""
-        if model == "clutch" and split_hands is not None:
-            raise ValueError("split_hands is a diffusion setting; use model='diffusion'")
-        kw = {} if split_hands is None else {"split_hands": split_hands}
         return self.pipeline(model).generate_iter(prompt, frames, seed, constraints, steps,
-                                                  close_pinches=close_pinches, **kw)
+                                                  close_pinches=close_pinches, split_hands=split_hands)
 
     def generate(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, model: str = "diffusion",
                  constraints: Constraints | None = None, steps: int | None = None,

@@ -106,16 +106,21 @@ def _schedule(rng: np.random.Generator, T: int, fps: float, n_actions: int | Non
     for k, spec in enumerate(specs):
         n = max(int(round(dur[k])), min(8, T))
         start = prev_start + int(rng.integers(0, max(1, n // 4))) if concurrent[k] else t
-        start = min(start, max(T - n, 0))
-        n = min(n, T - start)
-        fade = rng.uniform(*CONFIG.fade_s) * fps
-        fade_in = float(min(fade, n / 3))
-        fade_out = float(min(rng.uniform(*CONFIG.fade_s) * fps, n / 3))
-        release = bool(rng.uniform() < 0.45)
-        plans.append(Plan(spec, spec.sample(rng), sides[k], start, n, release, fade_in, fade_out))
-        prev_start = start
-        t = max(t, start + n + int(gaps[k]))
+        plans.append(_place(rng, spec, sides[k], start, n, T, fps))
+        prev_start = plans[-1].start
+        t = max(t, plans[-1].end + int(gaps[k]))
     return plans
+
+
+def _place(rng: np.random.Generator, spec: ActionSpec, side: str, start: int, n: int, T: int, fps: float) -> Plan:
+    """One action of ``n`` frames asked to start at ``start``, fitted inside the clip, with its
+    fades, release and parameters drawn."""
+    start = min(start, max(T - n, 0))
+    n = min(n, T - start)
+    fade_in = float(min(rng.uniform(*CONFIG.fade_s) * fps, n / 3))
+    fade_out = float(min(rng.uniform(*CONFIG.fade_s) * fps, n / 3))
+    release = bool(rng.uniform() < 0.45)
+    return Plan(spec, spec.sample(rng), side, start, n, release, fade_in, fade_out)
 
 
 def _schedule_concurrent(rng: np.random.Generator, T: int, fps: float) -> list[Plan]:
@@ -135,12 +140,7 @@ def _schedule_concurrent(rng: np.random.Generator, T: int, fps: float) -> list[P
         n = int(round(rng.uniform(*spec.seconds) * fps))
         n = max(min(n, avail), min(8, T))
         start = lead if k == 0 else plans[0].start + int(rng.integers(0, max(1, n // 4)))
-        start = min(start, max(T - n, 0))
-        n = min(n, T - start)
-        fade_in = float(min(rng.uniform(*CONFIG.fade_s) * fps, n / 3))
-        fade_out = float(min(rng.uniform(*CONFIG.fade_s) * fps, n / 3))
-        release = bool(rng.uniform() < 0.45)
-        plans.append(Plan(spec, spec.sample(rng), sides[k], start, n, release, fade_in, fade_out))
+        plans.append(_place(rng, spec, sides[k], start, n, T, fps))
     return plans
 
 

@@ -92,8 +92,8 @@ def separate_hands(prompt: Prompt) -> bool:
     are filled, each names only its own hand (or none) and nothing done with both hands or to the
     other ("towards the right hand", "claps", "both"), and the whole text is empty or says the two
     happen together ("while", "at the same time", "as the left hand ..."). Then each hand can be
-    generated from its own text alone (``pipeline.guided_forward``'s split_hands). Actions one after
-    the other are not split: their order lives in the whole text."""
+    generated from its own condition (``hand_prompts``; ``pipeline.guided_forward``'s split_hands).
+    Actions one after the other are not split: their order lives in the whole text."""
     if not (prompt.left and prompt.right):
         return False
     if prompt.text and not _TOGETHER.search(prompt.text):
