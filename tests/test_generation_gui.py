@@ -285,6 +285,48 @@ def test_extend_take_continues_it(window, qtbot):
     assert doc.current_take.generated[T:].all() and not doc.current_take.generated[:T].any()
 
 
+def test_context_frames_survive_a_short_take(window, qtbot):
+    """The context count is clamped to the take's length while the take is shorter (a new project's
+    one-frame rest pose) and comes back to what was asked once a long enough take is open: a fresh
+    window reads the default 10, not the rest pose's 1."""
+    from hand_studio.model.document import Document
+
+    doc = window.document
+    p = window.prompt_panel
+    assert p.context_spin.value() == 10 and p.context_wanted == 10
+    p.context_spin.setValue(12)
+    doc.adopt(Document())  # File > New: the one-frame rest pose
+    assert doc.clip.num_frames == 1
+    assert p.context_spin.maximum() == 1 and p.context_spin.value() == 1
+    assert p.context_wanted == 12  # the clamp is not the user's choice
+    assert p.options().context_frames == 1
+    p.frames_spin.setValue(20)
+    p.text_edit.setPlainText("both hands rest")
+    generate_and_wait(qtbot, window, p.generate)
+    assert doc.clip.num_frames == 20
+    assert p.context_spin.value() == 12 and p.options().context_frames == 12
+    p.context_spin.setValue(5)  # a choice made while the take is long is kept too
+    assert p.context_wanted == 5
+
+
+def test_fresh_window_reads_default_context(qtbot, gen_studio, tmp_path, monkeypatch):
+    from hand_studio.model.document import Document
+
+    monkeypatch.setattr(MainWindow, "ask_save_changes", lambda self: "discard")
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    w = MainWindow(gen_studio, Document(), settings=settings, recovery_dir=tmp_path / "recovery")
+    qtbot.addWidget(w)
+    p = w.prompt_panel
+    assert p.context_spin.value() == 1 and p.context_wanted == 10  # shown clamped to the rest pose
+    p.frames_spin.setValue(20)
+    p.text_edit.setPlainText("both hands rest")
+    generate_and_wait(qtbot, w, p.generate)
+    assert p.context_spin.value() == 10
+    w._replace_prompt_panel(gen_studio)  # models reloaded: the new panel keeps the asked-for count
+    assert w.prompt_panel.context_spin.value() == 10 and w.prompt_panel.context_wanted == 10
+    w.close()
+
+
 def test_ui_heartbeat_during_generation(window, qtbot):
     """A 10 ms QTimer on the GUI thread from Generate until the result is a take: the largest gap
     between ticks is the longest the UI froze (previews drawn, the take added). The failure message

@@ -692,8 +692,9 @@ class MainWindow(QMainWindow):
         """A new prompt panel for ``studio`` in the Generate dock, keeping the old one's settings."""
         old = self.prompt_scroll.takeWidget()
         new = QtPromptPanel(self.document, studio, self.push, self.viewport, self)
-        for name in ("seed_spin", "steps_spin", "guidance_spin", "frames_spin", "context_spin"):
+        for name in ("seed_spin", "steps_spin", "guidance_spin", "frames_spin"):
             getattr(new, name).setValue(getattr(old, name).value())
+        new.set_context_frames(old.context_wanted)
         for name in ("keep_keys_check", "inbetween_check", "extend_check", "close_pinches_check", "split_hands_check"):
             getattr(new, name).setChecked(getattr(old, name).isChecked())
         for hand, check in old.pin_checks.items():

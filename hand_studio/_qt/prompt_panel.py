@@ -349,6 +349,13 @@ class QtPromptPanel(QWidget):
         self.context_spin.setRange(1, 60)
         self.context_spin.setValue(10)
         self.context_spin.setSuffix(" context frames")
+        self.context_spin.setToolTip("How many frames at the end of the take the continuation starts from "
+                                     "(at most the take's length)")
+        # What the user asked for: a short take lowers the maximum (and so the shown value) for a
+        # while, and a longer one brings the asked-for count back.
+        self.context_wanted = 10
+        self._clamping_context = False
+        self.context_spin.valueChanged.connect(self._remember_context)
         self.constraint_hint = QLabel(self)
         self.constraint_hint.setObjectName("constraint_hint")
         self.constraint_hint.setWordWrap(True)
@@ -485,9 +492,27 @@ class QtPromptPanel(QWidget):
             check.blockSignals(True)
             check.setChecked(hand in doc.locked_hands)
             check.blockSignals(False)
-        self.context_spin.setMaximum(max(1, doc.num_frames))
+        self._clamp_context(doc.num_frames)
         self.constraint_hint.setText(self.describe())
         self._update_seconds()
+
+    def _remember_context(self, value: int) -> None:
+        if not self._clamping_context:
+            self.context_wanted = value
+
+    def _clamp_context(self, num_frames: int) -> None:
+        """At most the take's frames; the user's own count again once the take is long enough."""
+        self._clamping_context = True
+        try:
+            self.context_spin.setMaximum(max(1, num_frames))
+            self.context_spin.setValue(min(self.context_wanted, self.context_spin.maximum()))
+        finally:
+            self._clamping_context = False
+
+    def set_context_frames(self, n: int) -> None:
+        """The asked-for context (shown clamped to the take's length until the take is long enough)."""
+        self.context_wanted = max(1, int(n))
+        self._clamp_context(self.document.num_frames)
 
     def describe(self) -> str:
         """What Generate would do now, in one line (or why it cannot)."""
