@@ -259,7 +259,7 @@ def test_steps_curve_rows(tiny_checkpoint, monkeypatch):
     last = items[-1]
     assert list(last["rows"]) == ["1", "2"] and len(items) == 2 * 32 + 1
     for r in last["rows"].values():
-        assert set(r) == {"R@1", "R@2", "R@3", "FID", "MM-Dist", "Hand acc", "s/clip"} and r["s/clip"] > 0
+        assert set(r) == {"R@1", "R@2", "R@3", "FID", "MM-Dist", "Hand acc", "Speed", "s/clip"} and r["s/clip"] > 0
         assert 0 <= r["R@1"] <= r["R@2"] <= r["R@3"] <= 1
     assert last["table"].startswith("| steps | R@1")
     # the guidance sweep: same prompts, steps at the default; guidance 1 (conditional only) and

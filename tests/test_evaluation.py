@@ -176,6 +176,8 @@ def test_evaluate_diffusion_on_eight_test_prompts(tmp_path, tiny_models):
         assert 0.0 <= row["R@1"] <= row["R@2"] <= row["R@3"] <= 1.0, row
         assert np.isfinite(row["MM-Dist"]) and np.isfinite(row["FID"]), row
     assert np.isfinite(last["rows"]["Diffusion"]["KID"]) and "| Diffusion |" in last["table"]
+    assert last["rows"]["Ground truth"]["Speed"] == 1.0 and last["rows"]["Diffusion"]["Speed"] > 0
+    assert "| Hand acc | Speed |" in last["table"]
     # test clips 8-11 share their text with training clips 0-3: the data-resample contact row
     assert "| Data resample, same-text subset |" in last["table"]
     assert 0.0 <= last["rows"]["Diffusion, same-text subset (n=4)"]["C-F1 intra"] <= 1.0
@@ -208,6 +210,19 @@ def test_handedness_accuracy_counts_the_busy_hand():
     assert handedness_accuracy(swapped, ref) == {"acc": 0.5, "n": 2}
     r = handedness_accuracy(np.stack([both]), np.stack([both]))
     assert r["n"] == 0 and np.isnan(r["acc"])
+
+
+def test_speed_ratio_sees_a_calmer_take():
+    """The same motion at a third of its amplitude (right shape, right timing) reads 1/3; a frozen
+    reference is refused by name rather than dividing by zero."""
+    from engine.evaluation.metrics import speed_ratio
+    rng = np.random.default_rng(1)
+    ref = np.cumsum(rng.normal(0, 0.01, (4, 20, 2, 21, 3)), axis=1)
+    assert speed_ratio(ref, ref) == pytest.approx(1.0)
+    calm = ref[:, :1] + (ref - ref[:, :1]) / 3
+    assert speed_ratio(calm, ref) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="do not move"):
+        speed_ratio(ref, np.zeros_like(ref))
 
 
 def test_same_text_resample_scores_data_clips_with_the_prompt_text(tmp_path):

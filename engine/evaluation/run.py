@@ -188,12 +188,14 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     rows["Ground truth"].update({"C-F1 intra": 1.0, "C-F1 inter": 1.0, "fC-F1 intra": 1.0, "fC-F1 inter": 1.0})
     rows["Diffusion"]["Hand acc"] = M.handedness_accuracy(gen, gt)["acc"]
     rows["Ground truth"]["Hand acc"] = 1.0
+    rows["Diffusion"]["Speed"], rows["Ground truth"]["Speed"] = M.speed_ratio(gen, gt), 1.0
     rows["Diffusion"]["s/clip"] = seconds
     if not np.array_equal(gen, raw):  # the sampler alone, before the named pinches were closed
         row = embedding_row(ev, raw, prompts, gt_emb, pool)
         c, f = M.contact_prf_sequences(raw, gt), M.contact_prf(raw, gt)
         row.update({"C-F1 intra": c["intra_f1"], "C-F1 inter": c["inter_f1"], "fC-F1 intra": f["intra_f1"],
-                    "fC-F1 inter": f["inter_f1"], "Hand acc": M.handedness_accuracy(raw, gt)["acc"]})
+                    "fC-F1 inter": f["inter_f1"], "Hand acc": M.handedness_accuracy(raw, gt)["acc"],
+                    "Speed": M.speed_ratio(raw, gt)})
         rows["Diffusion, pinches not closed"] = row
     resample = same_text_resample(data, prompts, gt, gen, seed=seed)
     if resample is not None:  # the contact F1 the text decides: data resampled vs the model, same prompts
@@ -218,7 +220,8 @@ def sweep_iter(data: str | Path, param: str, values: list, model: str | Path | N
                split: str = "test", whole_only: bool = False, hand_texts: bool | None = None,
                split_hands: bool | None = None) -> Iterator[dict]:
     """Quality against one sampler setting (``param``: sampler ``steps`` or CFG ``guidance``) on
-    the same prompts and seeds: per value R@1/2/3, FID, MM-Dist (embedding_row) and ``s/clip``
+    the same prompts and seeds: per value R@1/2/3, FID, MM-Dist (embedding_row), ``Hand acc``,
+    ``Speed`` (``metrics.speed_ratio``: how much the generations move against the data) and ``s/clip``
     (mean seconds per generated clip, model loaded); the other setting stays at the model's
     default. Tune on ``split="val"``; report on test. Yields progress, then ``{"done": True,
     "rows": {"<value>": row}, "table": markdown, "n", "param", "split"}``."""
@@ -250,6 +253,7 @@ def sweep_iter(data: str | Path, param: str, values: list, model: str | Path | N
         key = f"{v:g}" if param == "guidance" else str(v)
         rows[key] = {c: row[c] for c in ("R@1", "R@2", "R@3", "FID", "MM-Dist")}
         rows[key]["Hand acc"] = M.handedness_accuracy(gen, gt)["acc"]
+        rows[key]["Speed"] = M.speed_ratio(gen, gt)
         rows[key]["s/clip"] = seconds / len(prompts)
     yield {"done": True, "rows": rows, "table": steps_table(rows, param), "n": len(prompts), "param": param,
            "split": split}
@@ -263,7 +267,7 @@ def steps_curve_iter(data: str | Path, step_counts: list[int], model: str | Path
 
 
 def steps_table(rows: dict[str, dict], param: str = "steps") -> str:
-    cols = ["R@1", "R@2", "R@3", "FID", "MM-Dist", "Hand acc", "s/clip"]
+    cols = ["R@1", "R@2", "R@3", "FID", "MM-Dist", "Hand acc", "Speed", "s/clip"]
     lines = [f"| {param} | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for s, r in rows.items():
         lines.append(f"| {s} | " + " | ".join(f"{r[c]:.3f}" if c in r else "-" for c in cols) + " |")
@@ -272,7 +276,7 @@ def steps_table(rows: dict[str, dict], param: str = "steps") -> str:
 
 def table(rows: dict[str, dict]) -> str:
     cols = ["R@1", "R@2", "R@3", "FID", "KID", "MM-Dist", "Diversity", "MModality", "C-F1 intra", "C-F1 inter",
-            "fC-F1 intra", "fC-F1 inter", "Hand acc"]
+            "fC-F1 intra", "fC-F1 inter", "Hand acc", "Speed"]
     lines = ["| Method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for name, r in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{r[c]:.3f}" if c in r else "-" for c in cols) + " |")
