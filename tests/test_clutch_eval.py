@@ -200,7 +200,8 @@ def test_evaluate_clutch_end_to_end(corpus_dir, model_dirs):
     for row in (result["t2m"], result["ground_truth"]["t2m"]):
         assert set(row) >= {"R@1", "R@2", "R@3", "FID", "KID", "MM-Dist", "Diversity"}
         assert all(0.0 <= row[k] <= 1.0 for k in ("R@1", "R@2", "R@3"))
-        assert row["MM-Dist"] >= 0 and row["Diversity"] >= 0
+        assert row["MM-Dist"] >= 0 and row["Diversity"] >= 0 and row["Speed"] > 0
+    assert result["ground_truth"]["t2m"]["Speed"] == 1.0
     t6 = table6({"PT only": result, "PT + IFT": result})
     lines = t6.splitlines()
     assert lines[0].startswith("| Method | T2M R@3 | T2M KID | M2T R@3 | M2T BLEU-1 | M2T BLEU-4")

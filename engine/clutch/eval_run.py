@@ -31,7 +31,7 @@ from engine.evaluation import metrics as M
 SHIPPED_CLUTCH = "models/clutch"  # under resources/
 SHIPPED_EVALUATOR = "models/evaluator"
 TEXT_WINDOW = 32  # evaluator prompt window in MiniLM tokens, as in `eval diffusion`
-T2M_COLS = ("R@1", "R@2", "R@3", "FID", "KID", "MM-Dist", "Diversity", "s/clip")
+T2M_COLS = ("R@1", "R@2", "R@3", "FID", "KID", "MM-Dist", "Diversity", "Speed", "s/clip")
 M2T_COLS = ("R@1", "R@2", "R@3", "BLEU-1", "BLEU-4", "ROUGE-L", "s/caption")
 
 
@@ -139,6 +139,7 @@ def ground_truth_rows(test: ClutchTestSet, ev, pool: int = 32) -> dict:
     half = len(gt_emb) // 2
     t2m["FID"] = M.fid(gt_emb[:half], gt_emb[half:])
     t2m["KID"] = M.kid(gt_emb[:half], gt_emb[half:], subset_size=min(500, half))
+    t2m["Speed"] = 1.0
     return {"t2m": t2m, "m2t": m2t_rp(ev, test.gt_captions, gt_emb, pool)}
 
 
@@ -191,7 +192,8 @@ def evaluate_clutch(pipeline, corpus, evaluator, n: int = 256, seed: int = 0,
     gt_emb = test.motion_embedding(ev)[:count]
     refs = test.references[:count]
     m2t = {**m2t_rp(ev, captions, gt_emb, pool), **caption_scores(captions, refs), "s/caption": s_caption}
-    t2m = {**t2m_row(ev, gen, test.prompts[:count], gt_emb, pool), "s/clip": s_clip}
+    t2m = {**t2m_row(ev, gen, test.prompts[:count], gt_emb, pool),
+           "Speed": M.speed_ratio(gen, test.joints[:count]), "s/clip": s_clip}
     sub = test if count == len(test) else ClutchTestSet(
         test.ids[:count], test.prompts[:count], test.gt_captions[:count], refs, test.clips[:count], test.joints[:count])
     samples = [{"id": i, "caption": c, "reference": g} for i, c, g in zip(test.ids, captions, test.gt_captions)]
