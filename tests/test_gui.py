@@ -211,3 +211,53 @@ def test_project_save_open_close_and_crash_recovery(window, qtbot, studio, tmp_p
     window.asked.clear()
     monkeypatch.setattr(MainWindow, "ask_save_changes", lambda self: window.asked.append(1) or "cancel")
     assert not window.close() and window.isVisible() and window.asked == [1]  # cancel keeps it open
+
+
+def test_recovered_changes_survive_a_second_crash(window, qtbot, studio, tmp_path, monkeypatch):
+    """Recovering an autosave writes it again at once: a second crash before the next autosave tick
+    still offers the recovered edits (it used to delete the autosave as soon as it was read)."""
+    doc = window.document
+    path = tmp_path / "walk.handproj"
+    assert window.save_project(path)
+    doc.frame = 7
+    window.timeline.key_current_pose()
+    auto = window.autosaver.save_now()
+    monkeypatch.setattr(MainWindow, "ask_recover", lambda self, p: True)
+    windows = []
+    for i in range(2):  # two crashes in a row, each before any autosave tick
+        w = MainWindow(studio, settings=QSettings(str(tmp_path / f"s{i}.ini"), QSettings.IniFormat),
+                       recovery_dir=tmp_path / "recovery")
+        qtbot.addWidget(w)
+        windows.append(w)
+        assert w.open_project(path)
+        assert w.document.key_frames("right_hand") == [7] and w.dirty
+        assert auto.exists() and not w.autosaver.pending
+    # an untitled document's autosave: recovered, then kept under the new window's own name
+    first = windows[-1]
+    first.new_project()
+    first.timeline.key_current_pose()
+    untitled = first.autosaver.save_now()
+    w = MainWindow(studio, settings=QSettings(str(tmp_path / "s9.ini"), QSettings.IniFormat),
+                   recovery_dir=tmp_path / "recovery")
+    qtbot.addWidget(w)
+    assert w.recover_untitled() and w.document.num_keys == 4
+    assert not untitled.exists() and w.autosaver.target.exists()
+
+
+def test_open_project_restores_generation_settings_and_any_case_suffix(window, qtbot, studio, tmp_path):
+    """The prompt panel shows the opened project's seed, steps, guidance and duration (it kept the
+    previous document's); a project saved as "Walk.HANDPROJ" reopens from Open recent as a project."""
+    doc, p = window.document, window.prompt_panel
+    doc.generation = {"seed": 1234, "steps": 7, "guidance": 3.5, "frames": 45}
+    path = tmp_path / "Walk.HANDPROJ"
+    assert window.save_project(path)
+    assert window.windowTitle() == "Walk — Hand Studio"
+    assert window.new_project()
+    p.seed_spin.setValue(5)
+    assert window.open_project(path)
+    assert (p.seed_spin.value(), p.steps_spin.value(), p.guidance_spin.value(), p.frames_spin.value()) == (1234, 7, 3.5, 45)
+    assert window.new_project() and p.seed_spin.value() == 0  # a new document starts from the defaults
+    recent = [a for a in window.recent_menu.actions() if a.text() == "Walk.HANDPROJ"]
+    assert recent
+    recent[0].trigger()
+    assert window.document.project_path == path.absolute() and p.seed_spin.value() == 1234

@@ -1017,14 +1017,24 @@ class MainWindow(QMainWindow):
         return False
 
     def _replace_document(self, doc: Document, recovered: bool = False) -> None:
+        """Show ``doc`` in this window: its takes, prompt and generation settings. A recovered
+        autosave is written again at once under this window's autosave name, so the recovered
+        changes stay on disk until they are saved (a second crash before the next autosave tick
+        offers them again rather than losing them)."""
         self.autosaver.discard()
         self.document.adopt(doc)
         self.undo_stack.clear()
         self.undo_stack.setClean()
         self._recovered_unsaved = recovered
-        self.autosaver.saved()
-        if recovered:
-            self.document._touch()  # pending: the next autosave writes it again
+        self.prompt_panel.load_settings()
+        if not recovered:
+            self.autosaver.saved()
+        else:
+            try:
+                self.autosaver.save_now()
+            except (ValueError, OSError) as e:
+                self.document._touch()  # pending: the next autosave tries again
+                self.statusBar().showMessage(f"Autosave failed: {e}", 10000)
         self._update_title()
 
     # --- questions (tests replace these) ------------------------------------------------
@@ -1082,7 +1092,7 @@ class MainWindow(QMainWindow):
         for f in files:
             act = self.recent_menu.addAction(Path(f).name)
             act.setToolTip(f)
-            opener = self.open_project if f.endswith(P.SUFFIX) else self.open_clip
+            opener = self.open_project if P.is_project(f) else self.open_clip
             act.triggered.connect(lambda checked=False, f=f, o=opener: o(f))
         self.recent_menu.setEnabled(bool(files))
 
@@ -1090,7 +1100,7 @@ class MainWindow(QMainWindow):
     def document_name(self) -> str:
         doc = self.document
         if doc.project_path is not None:
-            return doc.project_path.name.removesuffix(P.SUFFIX)
+            return P.project_name(doc.project_path)
         return doc.path.name if doc.path is not None else "Untitled"
 
     def _on_clip_change(self, event: Event | None = None) -> None:

@@ -232,7 +232,7 @@ class QtPromptPanel(QWidget):
             emitter.connect(cb)
         self._on_prompt_change()
         self._on_constraints_change()
-        self._load_settings()
+        self.load_settings()
         self._update_state()
 
     # --- widgets ------------------------------------------------------------------------
@@ -413,7 +413,9 @@ class QtPromptPanel(QWidget):
         layout.addStretch(1)
         self._update_seconds()
 
-    def _load_settings(self) -> None:
+    def load_settings(self) -> None:
+        """Seed, steps, guidance, duration and model from the document's last generation (a
+        project keeps them; a new document has none: the defaults)."""
         g = self.document.generation
         self.seed_spin.setValue(int(g.get("seed", 0)))
         self.steps_spin.setValue(int(g.get("steps") or 0))

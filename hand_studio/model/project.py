@@ -46,10 +46,21 @@ class ProjectError(ValueError):
     """A project is malformed or incomplete; the message names the file/field and what was expected."""
 
 
+def is_project(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a project folder by its suffix (any case: "Walk.HANDPROJ" is one)."""
+    return Path(path).suffix.lower() == SUFFIX
+
+
+def project_name(path: str | os.PathLike) -> str:
+    """A project's name without its suffix, whatever the suffix's case."""
+    path = Path(path)
+    return path.stem if is_project(path) else path.name
+
+
 def project_path(path: str | os.PathLike) -> Path:
     """``path`` with the ``.handproj`` suffix added when missing."""
     path = Path(path)
-    return path if path.suffix.lower() == SUFFIX else path.with_name(path.name + SUFFIX)
+    return path if is_project(path) else path.with_name(path.name + SUFFIX)
 
 
 # --- save -------------------------------------------------------------------------------
@@ -473,4 +484,4 @@ def recover(autosave: str | os.PathLike) -> Document:
 
 __all__ = ["ProjectError", "save_project", "load_project", "write_project", "read_manifest",
            "project_path", "autosave_path", "Autosaver", "find_recovery", "find_untitled_recoveries",
-           "recover", "default_recovery_dir", "SUFFIX"]
+           "recover", "default_recovery_dir", "SUFFIX", "is_project", "project_name"]
