@@ -97,7 +97,8 @@ def mano_from_dict(path: Path, d: dict, fps: float | None = None, side: str | No
                 side = str(np.asarray(side_v).reshape(())) if side_v is not None else None
             if side not in HANDS:
                 raise FileFormatError(path, "single-hand MANO parameters need the hand: a 'side' entry "
-                                            "('left'/'right'), 'is_rhand', or --hands left|right")
+                                            "('left'/'right'), 'is_rhand', or the hand named on import "
+                                            "(--hands left|right, or the Import dialog's \"Single hand is\")")
             per_hand[HANDS.index(side)] = _hand(path, d, None, HANDS.index(side), stacked=False)
     for h in range(2):
         if h not in per_hand and (_lookup(d, "hand_pose", h) or _lookup(d, "pose48", h)):
