@@ -182,15 +182,17 @@ def _run_caption(args: argparse.Namespace) -> int:
 def _add_bench(p: argparse.ArgumentParser) -> None:
     _diffusion_cli.add_bench_arguments(p)
     ik = _subparsers(p).add_parser("ik", help="keypoints -> MANO fit of a 60-frame two-hand clip (time, joint error)")
-    ik.add_argument("--frames", type=int, default=60)
-    ik.add_argument("--repeats", type=int, default=10)
-    ik.add_argument("--noise-mm", type=float, default=0.0)
+    ik.add_argument("--frames", type=int, default=60, help="frames per clip, 1..1800 (default 60)")
+    ik.add_argument("--repeats", type=int, default=10, help="timed fits after the cold one, 1..100 (default 10)")
+    ik.add_argument("--noise-mm", type=float, default=0.0,
+                    help="Gaussian noise added to the keypoints, 0..100 mm (default 0)")
 
 
 def _run_bench(args: argparse.Namespace) -> int:
     if args.what == "ik":
         from engine.hands import load_hands
-        from engine.hands.ik_bench import run_ik_bench
+        from engine.hands.ik_bench import check_ik_bench_args, run_ik_bench
+        check_ik_bench_args(args.frames, args.repeats, args.noise_mm)  # before loading the hands
         print(json.dumps(run_ik_bench(load_hands("default"), args.frames, args.repeats, args.noise_mm), indent=2))
         return 0
     return _diffusion_cli.run_bench(args)

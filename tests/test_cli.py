@@ -138,3 +138,24 @@ def test_generate_bad_input_is_one_clear_error(tmp_path, args, needle):
     r = run("generate", *args[:-1], str(tmp_path / args[-1]))
     assert r.returncode == 2 and needle in r.stderr and r.stderr.count("\n") == 1
     assert not (tmp_path / args[-1]).exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--frames", "0"], "frames must be an integer in 1..1800; got 0"),
+    (["--frames", "-4"], "frames must be an integer in 1..1800; got -4"),
+    (["--frames", "100000"], "frames must be an integer in 1..1800; got 100000"),
+    (["--repeats", "0"], "repeats must be an integer in 1..100; got 0"),
+    (["--noise-mm", "-1"], "noise_mm must be a number in 0..100; got -1.0"),
+    (["--noise-mm", "nan"], "noise_mm must be a number in 0..100; got nan"),
+])
+def test_bench_ik_bad_input_is_one_clear_error(args, needle):
+    r = run("bench", "ik", *args)
+    assert r.returncode == 2 and needle in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert r.stdout == ""
+
+
+def test_bench_ik_smallest_run_prints_json():
+    r = run("bench", "ik", "--frames", "1", "--repeats", "1", "--noise-mm", "0.5")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["frames"] == 1 and res["noise_mm"] == 0.5 and res["mean_joint_error_mm"] < 10

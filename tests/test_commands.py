@@ -148,6 +148,8 @@ def test_takes_and_set_clip_trim_and_restore(doc, small_clip):
     h.push(C.RenameTake(doc, 1, "short"))
     with pytest.raises(ValueError, match="already exists"):
         C.RenameTake(doc, 0, "short")
+    with pytest.raises(ValueError, match="take 1 is already named 'short'"):  # no no-op undo step
+        C.RenameTake(doc, 1, " short ")
     h.push(C.SwitchTake(doc, 0))
     assert doc.clip is small_clip
     h.push(C.DeleteTake(doc, 0))

@@ -203,6 +203,29 @@ def test_export_dialog_refuses_bad_input_and_cancel_writes_nothing(window, qtbot
     assert not window.job.isVisible() and error_boxes(window) == []
 
 
+def test_export_dialog_keeps_an_ntsc_rate_untouched(qtbot, studio, clip60, tmp_path, monkeypatch):
+    """The fps field shows 24000/1001 as 23.976; left alone it means the take's exact rate."""
+    ntsc = 24000 / 1001
+    window = make_window(qtbot, studio, clip60.copy(fps=ntsc), tmp_path, monkeypatch)
+    dlg = window.show_export_dialog()
+    dlg.set_path(tmp_path / "ntsc.npz")
+    assert dlg.fps_spin.value() == 23.976 and dlg.request().fps is None
+    assert f"{FRAMES} frames at 23.976 fps, both" in dlg.summary_label.text()
+    assert "resampled" not in dlg.summary_label.text()
+
+    dlg.fps_spin.setValue(24.0)  # a rate the user types is still a resample ...
+    assert dlg.request().fps == 24.0 and "resampled from 23.976" in dlg.summary_label.text()
+    dlg.fps_spin.setValue(23.976)  # ... and typing the shown rate back is the take's own again
+    assert dlg.request().fps is None and "resampled" not in dlg.summary_label.text()
+
+    with qtbot.waitSignal(window.sig_export_finished, timeout=30000) as blocker:
+        click_ok(qtbot, dlg)
+    assert blocker.args[0] == [str(tmp_path / "ntsc.npz")]
+    back = Clip.load(tmp_path / "ntsc.npz")
+    assert back.num_frames == FRAMES and back.fps == ntsc
+    window.close()
+
+
 def test_ui_heartbeat_during_export(qtbot, studio, tmp_path, monkeypatch):
     """A 10 ms QTimer on the GUI thread while a long take (5 minutes) is written as FBX with
     meshes on the worker: the largest gap between ticks is the longest the UI froze. The
@@ -403,6 +426,37 @@ def describe_and_undo(qtbot, w):
     assert p.describe_button.isEnabled()
     p.text_edit.undo()  # one field edit: the animator's words come back
     assert p.text_edit.toPlainText() == "my own words" and w.document.prompt.text == "my own words"
+
+
+# --- takes panel -------------------------------------------------------------------------------
+def rename_inline(qtbot, panel, row: int, keys: str) -> None:
+    """Double-click-style inline edit: open the editor, type at the end, press Enter."""
+    from PySide6.QtWidgets import QAbstractItemView, QLineEdit
+    lst = panel.list
+    lst.editItem(lst.item(row))
+    editors = [e for e in lst.viewport().findChildren(QLineEdit) if e.isVisible()]  # not a closed one
+    assert len(editors) == 1
+    editors[0].end(False)
+    qtbot.keyClicks(editors[0], keys)
+    qtbot.keyClick(editors[0], Qt.Key_Return)
+    qtbot.waitUntil(lambda: lst.state() != QAbstractItemView.EditingState)
+
+
+def test_rename_take_to_its_own_name_is_no_edit(window, qtbot):
+    """A trailing space typed while renaming changes nothing: no undo step, not dirty."""
+    doc, panel, stack = window.document, window.takes_panel, window.undo_stack
+    old = doc.takes[0].name
+    n0 = stack.count()
+    rename_inline(qtbot, panel, 0, " ")
+    assert stack.count() == n0 and not window.dirty
+    assert doc.takes[0].name == old and panel.list.item(0).text() == old  # the space is not shown
+
+    rename_inline(qtbot, panel, 0, " 2 ")  # a real rename still is one step, stripped
+    assert doc.takes[0].name == f"{old} 2" and panel.list.item(0).text() == f"{old} 2"
+    assert stack.count() == n0 + 1 and stack.text(stack.index() - 1) == f"Rename take {old!r} to '{old} 2'"
+    assert window.dirty
+    stack.undo()
+    assert doc.takes[0].name == old and panel.list.item(0).text() == old
 
 
 # --- take compare ------------------------------------------------------------------------------

@@ -40,9 +40,25 @@ def plausible_motion(hands: TwoHands, frames: int = 60, seed: int = 0) -> tuple[
     return kp.cpu().numpy(), {k: v.numpy() for k, v in params.items()}
 
 
+MAX_FRAMES = 1800  # one minute at 30 fps, as ``bench generate``
+MAX_REPEATS = 100
+MAX_NOISE_MM = 100.0  # already far larger than a finger bone
+
+
+def check_ik_bench_args(frames, repeats, noise_mm) -> None:
+    """ValueError naming the first argument of ``run_ik_bench`` out of its range."""
+    for name, value, hi in (("frames", frames, MAX_FRAMES), ("repeats", repeats, MAX_REPEATS)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= hi:
+            raise ValueError(f"{name} must be an integer in 1..{hi}; got {value!r}")
+    if isinstance(noise_mm, bool) or not isinstance(noise_mm, (int, float, np.number)) \
+            or not 0.0 <= noise_mm <= MAX_NOISE_MM:  # NaN fails the comparison too
+        raise ValueError(f"noise_mm must be a number in 0..{MAX_NOISE_MM:g}; got {noise_mm!r}")
+
+
 def run_ik_bench(hands: TwoHands, frames: int = 60, repeats: int = 5, noise_mm: float = 0.0,
                  config: FitConfig = FitConfig()) -> dict:
     """Times ``repeats`` fits (plus one cold fit) and measures joint error against the clean keypoints."""
+    check_ik_bench_args(frames, repeats, noise_mm)
     rows = []
     for r in range(repeats + 1):
         kp, _ = plausible_motion(hands, frames, seed=r)

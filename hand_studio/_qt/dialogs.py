@@ -292,9 +292,12 @@ class QtExportDialog(QDialog):
     def request(self) -> ExportRequest:
         """The form as an ExportRequest (not yet checked)."""
         fps = self.fps_spin.value()
+        # The field shows the take's rate rounded to its decimals (23.976 for 24000/1001): that value
+        # means the take's exact rate, not a resample to the rounded one.
+        shows_take_fps = abs(fps - self.document.fps) <= 0.5 * 10.0 ** -self.fps_spin.decimals()
         return ExportRequest(
             path=Path(self.path_edit.text().strip()).expanduser(), first=self.first_spin.value(),
-            last=self.last_spin.value(), fps=None if abs(fps - self.document.fps) < 1e-6 else fps,
+            last=self.last_spin.value(), fps=None if shows_take_fps else fps,
             hands=self.hands_combo.currentData(),
             bvh_layout=self.layout_combo.currentData() if self.hands_combo.currentData() == "both" else "per_hand",
             with_mesh=self.mesh_check.isChecked())

@@ -206,10 +206,18 @@ class QtTakesPanel(QWidget):
         if self._rebuilding:
             return
         row = self.list.row(item)
-        name = item.text()
-        if row >= 0 and name != self.document.takes[row].name:
-            if not self.rename(row, name):
-                self._on_takes_change()  # put the old name back
+        if row < 0:
+            return
+        name, old = item.text(), self.document.takes[row].name
+        if name.strip() == old:  # unchanged but for spaces (the command would strip them): no edit
+            if name != old:
+                self._rebuilding = True
+                try:
+                    item.setText(old)
+                finally:
+                    self._rebuilding = False
+        elif not self.rename(row, name):
+            self._on_takes_change()  # put the old name back
 
     def switch_to(self, index: int) -> bool:
         return self._push(lambda: C.SwitchTake(self.document, index))

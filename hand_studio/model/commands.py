@@ -363,6 +363,8 @@ class RenameTake(_TakesCommand):
         name = _check_name(document, name, ignore=index)
         takes = list(document.takes)
         old = takes[index]
+        if name == old.name:
+            raise ValueError(f"take {index} is already named {name!r}")
         takes[index] = Take(name, old.clip, old.generated)
         super().__init__(document, takes, document.current_take_index)
         self.text = f"Rename take {old.name!r} to {name!r}"
