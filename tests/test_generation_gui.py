@@ -285,6 +285,27 @@ def test_extend_take_continues_it(window, qtbot):
     assert doc.current_take.generated[T:].all() and not doc.current_take.generated[:T].any()
 
 
+def test_extend_past_the_model_limit_is_refused_in_the_users_numbers(window):
+    """Duration 1800 with Extend: the model's limit counts the 10 context frames too, so the panel
+    says how far the take can be extended instead of the engine's 1810 the user never typed."""
+    p = window.prompt_panel
+    p.extend_check.setChecked(True)
+    p.frames_spin.setValue(1800)  # the hint line says it before Generate
+    assert p.constraint_hint.text().startswith("Cannot generate: Extend by at most 1790 frames")
+    p.context_spin.setValue(20)
+    assert "at most 1780 frames" in p.constraint_hint.text()
+    p.context_spin.setValue(10)
+    p.extend_check.setChecked(False)
+    p.text_edit.setPlainText("wave")
+    assert window.extend_take() is False
+    box = window.findChild(QMessageBox, "error_box")
+    assert box is not None and box.isVisible()
+    assert "Extend by at most 1790 frames with 10 context frames" in box.text() and "1810" not in box.text()
+    box.accept()
+    assert p.describe().startswith("Cannot generate: Extend by at most 1790 frames")
+    assert len(window.document.takes) == 1 and not p.running
+
+
 def test_context_frames_survive_a_short_take(window, qtbot):
     """The context count is clamped to the take's length while the take is shorter (a new project's
     one-frame rest pose) and comes back to what was asked once a long enough take is open: a fresh
@@ -422,6 +443,95 @@ def test_plan_names_bad_combinations_without_qt(start_clip):
         plan_generation(doc, GenerationOptions(prompt=Prompt("wave"), pin_wrists=("left",)))
     with pytest.raises(GenerationError, match="turn off locked hands"):
         plan_generation(doc, GenerationOptions(prompt=Prompt("wave"), extend=True))
+
+
+def run_plan(plan, studio):
+    """Engine result of ``plan`` (headless) -> (result, the new take's clip, its generated mask)."""
+    raw = None
+    for item in plan.start(studio):
+        raw = item.get("clip", raw)
+    return (raw,) + plan.finish(raw)
+
+
+def test_extend_a_60fps_take_keeps_its_rate_and_frames(gen_studio, start_clip):
+    """The model runs at 30 fps: it sees the context at its rate, ending on the take's last frame, and
+    the new frames come back at 60 fps, one take frame per half model frame; the take is kept exactly."""
+    from engine.export.rig import resample
+    from hand_studio.model.generation import GenerationOptions
+
+    src = resample(start_clip, 60.0)  # (59 frames)
+    n = src.num_frames
+    doc = Document(src)
+    plan = plan_generation(doc, GenerationOptions(prompt=Prompt("wave"), frames=40, extend=True, context_frames=10,
+                                                  steps=2))
+    assert plan.frames == 5 + 20 and plan.description.startswith("Extend by 40 frames")  # 5 context + 20 new
+    raw, out, gen = run_plan(plan, gen_studio)
+    assert raw.fps == 30.0 and np.abs(raw.transl[:5] - src.transl[n - 9::2]).max() < 1e-5  # context at 30 fps
+    assert out.fps == 60.0 and out.num_frames == n + 40 and np.array_equal(out.betas, src.betas)
+    for k in ("transl", "global_orient", "hand_pose"):
+        assert np.array_equal(getattr(out, k)[:n], getattr(src, k))  # bit-identical
+    new = np.arange(1, 21)  # take frame n - 1 + 2j is model frame 4 + j: the model's speed, not twice it
+    assert np.abs(out.transl[n - 1 + 2 * new] - raw.transl[4 + new]).max() < 1e-5
+    assert np.abs(out.hand_pose[n - 1 + 2 * new] - raw.hand_pose[4 + new]).max() < 1e-4
+    assert np.array_equal(gen[:n], doc.current_take.generated) and gen[n:].all()
+
+
+def test_lock_hand_regenerate_on_a_60fps_take(gen_studio, start_clip):
+    """A locked hand on a 60 fps take: the other hand made at 30 fps and resampled back; the take
+    keeps its length, rate and the locked hand bit for bit."""
+    from engine.export.rig import resample
+    from hand_studio.model.generation import GenerationOptions
+
+    src = resample(start_clip, 60.0)
+    doc = Document(src)
+    C.SetHandLocked(doc, "left").do()
+    plan = plan_generation(doc, GenerationOptions(prompt=Prompt("the right hand waves"), steps=2))
+    assert plan.frames == 30 and "left hand locked" in plan.description
+    raw, out, gen = run_plan(plan, gen_studio)
+    assert out.num_frames == src.num_frames and out.fps == 60.0 and np.array_equal(out.betas, src.betas)
+    for a, b in zip(params(out, 0), params(src, 0)):
+        assert np.array_equal(a, b)
+    assert np.abs(out.hand_pose[::2, 1] - raw.hand_pose[:, 1]).max() < 1e-4  # frame 2j = model frame j
+    assert np.abs(out.hand_pose[:, 1] - src.hand_pose[:, 1]).max() > 1e-3
+    assert not gen[:, [0, 2]].any() and gen[:, [1, 3]].all()
+
+
+def test_inbetween_with_keys_on_a_60fps_take_keeps_them_exact(gen_studio, start_clip):
+    from engine.export.rig import resample
+    from hand_studio.model.generation import GenerationOptions
+
+    src = resample(start_clip, 60.0)
+    doc = Document(src)
+    C.AddKeys(doc, frame=20).do()
+    C.MoveKeys(doc, [(t, 20) for t in ("left_hand", "right_hand", "left_wrist", "right_wrist")], 11).do()
+    C.SetInterval(doc, (10, 50)).do()  # a key between two model frames (31 = 15.5 at 30 fps)
+    plan = plan_generation(doc, GenerationOptions(prompt=Prompt("the hands open"), inbetween=True, steps=2))
+    assert plan.frames == 30
+    _, out, gen = run_plan(plan, gen_studio)
+    kept = np.r_[0:10, 51:src.num_frames]
+    assert out.num_frames == src.num_frames and out.fps == 60.0
+    for k in ("transl", "global_orient", "hand_pose"):
+        assert np.array_equal(getattr(out, k)[kept], getattr(src, k)[kept])
+    assert np.array_equal(out.hand_pose[31, 1], doc.key_values("right_hand", 31))
+    assert np.array_equal(out.hand_pose[31, 1], src.hand_pose[20, 1])  # the moved key's pose
+    assert not gen[kept].any() and not gen[31].any() and gen[30].all()
+
+
+def test_extend_limit_is_refused_when_planning(start_clip):
+    """The model makes at most 1800 frames per generation, context included: planning says so in
+    the user's frames, before the engine would refuse a count the user never typed."""
+    from hand_studio.model.generation import GenerationError, GenerationOptions
+
+    doc = Document(start_clip)
+    opts = dict(prompt=Prompt("wave"), extend=True, context_frames=10)
+    with pytest.raises(GenerationError, match=r"Extend by at most 1790 frames with 10 context frames \(the model "
+                                              r"makes at most 1800 frames per generation\); got 1800"):
+        plan_generation(doc, GenerationOptions(frames=1800, **opts))
+    plan = plan_generation(doc, GenerationOptions(frames=1790, **opts))
+    assert plan.frames == 1800 and plan.model_at is None  # a 30 fps take: no resampling
+    doc24 = Document(start_clip.copy(fps=24.0))  # 1800 frames at 24 fps are 2250 at 30
+    with pytest.raises(GenerationError, match="Generate at most 1440 frames at 24 fps"):
+        plan_generation(doc24, GenerationOptions(prompt=Prompt("wave"), frames=1800))
 
 
 def test_no_model_disables_generate(qtbot, studio, small_clip, tmp_path, monkeypatch):

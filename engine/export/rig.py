@@ -200,12 +200,23 @@ def resample(clip: Clip, fps: float) -> Clip:
         raise ClipError(f"fps must be in 1..1000; got {fps:g}")
     if abs(fps - clip.fps) < 1e-9:
         return clip
+    n = int(np.floor((clip.num_frames - 1) * fps / clip.fps + 1e-9)) + 1
+    return sample(clip, np.arange(n) * clip.fps / fps, fps)
+
+
+def sample(clip: Clip, at, fps: float) -> Clip:
+    """The clip at fractional source frames ``at`` (N,) in 0..T-1, labelled ``fps``: slerp per
+    joint, linear translation (``resample`` on any grid, e.g. one that ends on the last frame)."""
+    at = np.asarray(at, np.float64)
     T = clip.num_frames
-    n = int(np.floor((T - 1) * fps / clip.fps + 1e-9)) + 1
-    src = np.arange(n) * clip.fps / fps  # fractional source frame of each output frame
-    i0 = np.minimum(np.floor(src).astype(int), T - 1)
+    if at.ndim != 1 or at.size == 0:
+        raise ClipError(f"frames to sample must be a non-empty 1-D array; got shape {at.shape}")
+    if not np.isfinite(at).all() or at.min() < 0 or at.max() > T - 1 + 1e-9:
+        raise ClipError(f"frames to sample must lie in 0..{T - 1}; got {at.min():g}..{at.max():g}")
+    n = len(at)
+    i0 = np.minimum(np.floor(at).astype(int), T - 1)
     i1 = np.minimum(i0 + 1, T - 1)
-    u = src - i0  # (n,)
+    u = at - i0  # (n,)
     aa = np.concatenate([clip.global_orient[:, :, None], clip.hand_pose.reshape(T, 2, 15, 3)], 2)  # (T,2,16,3)
     q = matrix_to_quat(aa_to_matrix(aa))
     qn = quat_slerp(q[i0], q[i1], np.broadcast_to(u[:, None, None], (n, 2, 16)))

@@ -285,6 +285,7 @@ class QtPromptPanel(QWidget):
         self.frames_spin.setToolTip("Length of a new take; with Extend, the frames added")
         self.seconds_label = QLabel(self)
         self.frames_spin.valueChanged.connect(self._update_seconds)
+        self.frames_spin.valueChanged.connect(self._update_hint)  # the extend limit depends on it
         frames_row = QHBoxLayout()
         frames_row.addWidget(self.frames_spin, 1)
         frames_row.addWidget(self.seconds_label)
@@ -356,6 +357,7 @@ class QtPromptPanel(QWidget):
         self.context_wanted = 10
         self._clamping_context = False
         self.context_spin.valueChanged.connect(self._remember_context)
+        self.context_spin.valueChanged.connect(self._update_hint)
         self.constraint_hint = QLabel(self)
         self.constraint_hint.setObjectName("constraint_hint")
         self.constraint_hint.setWordWrap(True)
@@ -515,6 +517,10 @@ class QtPromptPanel(QWidget):
         """The asked-for context (shown clamped to the take's length until the take is long enough)."""
         self.context_wanted = max(1, int(n))
         self._clamp_context(self.document.num_frames)
+
+    def _update_hint(self, *args) -> None:
+        if hasattr(self, "constraint_hint"):  # built after the spin boxes
+            self.constraint_hint.setText(self.describe())
 
     def describe(self) -> str:
         """What Generate would do now, in one line (or why it cannot)."""

@@ -17,6 +17,10 @@ Modes (``GenerationOptions``), any combination except where noted:
   there is none), overridden by the document's pinned wrist-path points;
 - ``extend``: continue the take by ``frames`` new frames from its last ``context_frames``
   (keys, interval, locks and pins belong to the existing frames, so they cannot combine).
+
+Frame counts and numbers are the take's. The models make ``MODEL_FPS`` motion: a take at another
+rate is resampled to it for the request, and ``finish`` resamples the result back to the take's
+rate, same seconds, before copying the pinned values (still exact, from the take itself).
 """
 from __future__ import annotations
 
@@ -25,11 +29,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.api import Constraints as EngineConstraints
+from engine.diffusion.pipeline import MAX_FRAMES
 from engine.motion.clip import Clip, Prompt
 from hand_studio.model.document import Document
 from hand_studio.model.tracks import HANDS, TRACK_HAND, TRACKS, check_hand, hand_tracks, track_values
 
 PARAMS = ("transl", "global_orient", "hand_pose")
+MODEL_FPS = 30.0  # the rate both generation models make (tensor_to_clip's) and CLUTCH captions
 
 
 class GenerationError(ValueError):
@@ -60,7 +66,7 @@ class GenerationPlan:
     """One request for ``Studio.generate_iter`` and how its answer becomes a take."""
 
     prompt: Prompt
-    frames: int
+    frames: int  # the model's frames (at MODEL_FPS)
     seed: int
     steps: int | None
     guidance: float | None
@@ -73,6 +79,7 @@ class GenerationPlan:
     locked: tuple[int, ...] = ()
     kept_frames: np.ndarray | None = None  # (T,) bool: frames copied from the source (in-between)
     extend_from: int | None = None  # extend: source frames [0, extend_from) then the generated ones
+    model_at: np.ndarray | None = None  # (N,) the result's fractional frame for each take frame made; None: same rate
     close_pinches: bool = True
     split_hands: bool = True
 
@@ -94,16 +101,21 @@ class GenerationPlan:
         """Engine result -> (the new take's clip, its generated mask (T, 4))."""
         if not isinstance(clip, Clip):
             raise TypeError(f"generation result must be a Clip; got {type(clip).__name__}")
+        if clip.num_frames != self.frames:
+            raise ValueError(f"generation result has {clip.num_frames} frames; expected {self.frames}")
+        if abs(clip.fps - MODEL_FPS) > 1e-6:
+            raise ValueError(f"generation result is at {clip.fps:g} fps; expected the model's {MODEL_FPS:g}")
         src = self.source
+        if self.model_at is not None:  # the take's frames, at its rate: the pinned values are copied below
+            from engine.export.rig import sample
+            clip = sample(clip, self.model_at, src.fps)
         if self.extend_from is not None:  # the whole source (context bit-exact), then the new frames
-            ctx = src.num_frames - self.extend_from
+            ctx = src.num_frames - self.extend_from if self.model_at is None else 0  # resampled: new frames only
             arrays = {k: np.concatenate([getattr(src, k), getattr(clip, k)[ctx:]]) for k in PARAMS}
             out = Clip(**arrays, betas=src.betas, fps=src.fps, prompt=clip.prompt)
             generated = np.concatenate([self.source_generated,
                                         np.ones((clip.num_frames - ctx, len(TRACKS)), bool)])
             return out, generated
-        if clip.num_frames != self.frames:
-            raise ValueError(f"generation result has {clip.num_frames} frames; expected {self.frames}")
         arrays = {k: np.array(getattr(clip, k)) for k in PARAMS}
         same_length = src.num_frames == clip.num_frames
         regenerated = np.ones((clip.num_frames, len(TRACKS)), bool)
@@ -169,6 +181,53 @@ def _int(value, name: str, lo: int, hi: int) -> int:
     return int(value)
 
 
+def _cover(span: float) -> int:
+    """Model frames 0..ceil(span): enough to reach model-frame position ``span`` (float-safe)."""
+    return int(np.ceil(span - 1e-6)) + 1
+
+
+def _to_model(clip: Clip, at) -> Clip:
+    """The take ``clip`` at take-frame positions ``at`` (N,) (clamped to its last frame): what the
+    model sees, a MODEL_FPS clip."""
+    from engine.export.rig import sample
+    return sample(clip, np.minimum(at, clip.num_frames - 1), MODEL_FPS)
+
+
+def _keys_at_model_rate(ref: Clip, mref: Clip, frames: list[int], h: int, r: float) -> tuple[Clip, list[int]]:
+    """Hand ``h``'s keys at take ``frames`` of ``ref`` -> (``mref`` with each key's pose on its nearest
+    model frame, those frames); ``r``: model frames per take frame. Two keys on one model frame: the
+    nearer guides it (``finish`` writes both exactly)."""
+    near: dict[int, int] = {}
+    for f in frames:
+        m = int(np.floor(f * r + 0.5))
+        if m not in near or abs(f * r - m) < abs(near[m] * r - m):
+            near[m] = f
+    arrays = {k: np.array(getattr(mref, k)) for k in PARAMS}
+    for m, f in near.items():
+        for k in PARAMS:
+            arrays[k][m, h] = getattr(ref, k)[f, h]
+    return mref.copy(**arrays), sorted(near)
+
+
+def _path_at_model_rate(frames: np.ndarray, xyz: np.ndarray, r: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A wrist path at take ``frames`` (N,) -> (model frames, positions (M, 3)) among the first ``n``:
+    linear between consecutive path frames; a lone point on its nearest model frame."""
+    at = {int(f): p for f, p in zip(frames, xyz)}
+    out = {}
+    for m in range(n):
+        x = m / r
+        lo, hi = int(np.floor(x + 1e-6)), int(np.ceil(x - 1e-6))
+        if lo in at and hi in at:
+            u = min(max(x - lo, 0.0), 1.0)
+            out[m] = (1 - u) * at[lo] + u * at[hi]
+    for f, p in at.items():
+        m = int(np.floor(f * r + 0.5))
+        if m < n:
+            out.setdefault(m, p)
+    ms = np.array(sorted(out), np.int64)
+    return ms, np.stack([out[m] for m in ms])
+
+
 def plan_generation(document: Document, options: GenerationOptions) -> GenerationPlan:
     """The request for ``options`` on ``document``; GenerationError names a bad combination.
     Engine-level problems (conflicting values, lengths) are left for the engine to report."""
@@ -181,6 +240,12 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
     pins = tuple(check_hand(h) for h in o.pin_wrists)
     frames = _int(o.frames, "frames", 1, 1800)
     parts, what = [], []
+    fps = src.fps
+    same = abs(fps - MODEL_FPS) < 1e-6  # the model's rate: no resampling, the request as always
+    r = 1.0 if same else MODEL_FPS / fps  # model frames per take frame
+    at_fps = "" if same else f" at {fps:g} fps"
+    limit = f"{MAX_FRAMES} frames" + ("" if same else f" at {MODEL_FPS:g} fps")
+    rate = "" if same else f" ({fps:g} fps take; the model's {MODEL_FPS:g} fps motion resampled)"
 
     if o.extend:
         clash = [name for name, on in (("in-between", o.inbetween), ("locked hands", locked),
@@ -189,14 +254,33 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
             raise GenerationError(f"Extend take continues past the take's last frame, where there is nothing "
                                   f"to keep: turn off {', '.join(clash)} to extend")
         ctx = _int(o.context_frames, "context frames", 1, T)
-        c = EngineConstraints.continue_from(src, ctx)
-        return GenerationPlan(o.prompt, ctx + frames, o.seed, o.steps, o.guidance, o.model, c,
-                              f"Extend by {frames} frames", src, document.current_take.generated, {},
-                              extend_from=T - ctx, close_pinches=o.close_pinches, split_hands=o.split_hands)
+        mc = int(np.floor((ctx - 1) * r + 1e-6)) + 1  # model frames in the context, the last on the take's last
+        most = int(np.floor((MAX_FRAMES - mc + 1e-6) / r))  # the engine's limit counts the context too
+        if frames > most:
+            raise GenerationError(f"Extend by at most {max(most, 0)} frames{at_fps} with {ctx} context frames "
+                                  f"(the model makes at most {limit} per generation); got {frames}")
+        n = _cover(mc - 1 + frames * r)
+        context, model_at = src, None
+        if not same:  # the model's frames end on the take's last frame and go on at the model's rate
+            context = _to_model(src, T - 1 - np.arange(mc - 1, -1, -1) / r)
+            model_at = np.minimum(mc - 1 + np.arange(1, frames + 1) * r, n - 1)
+        c = EngineConstraints.continue_from(context, mc)
+        return GenerationPlan(o.prompt, n, o.seed, o.steps, o.guidance, o.model, c,
+                              f"Extend by {frames} frames{rate}", src, document.current_take.generated, {},
+                              extend_from=T - ctx, model_at=model_at, close_pinches=o.close_pinches,
+                              split_hands=o.split_hands)
 
     regenerate = o.inbetween or bool(locked) or bool(pins)
     if regenerate:
         frames = T  # the same frames, regenerated
+    n = _cover((frames - 1) * r)  # the model's frames
+    if n > MAX_FRAMES:
+        most = int(np.floor((MAX_FRAMES - 1 + 1e-6) / r)) + 1
+        if regenerate:
+            raise GenerationError(f"the take has {T} frames{at_fps}, too many to regenerate at once: the model makes "
+                                  f"at most {limit} per generation" + ("" if same else f" ({most} at {fps:g} fps)"))
+        raise GenerationError(f"Generate at most {most} frames{at_fps} (the model makes at most {limit} per "
+                              f"generation); got {frames}")
     kept = None
     if o.inbetween:
         if document.interval is None:
@@ -208,8 +292,14 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
         what.append(f"in-between frames {a}..{b}")
     outside = np.flatnonzero(kept).tolist() if kept is not None else []
     ref = key_clip(document) if has_keys else src
-    if outside:
-        parts.append(EngineConstraints.keyframes(ref, outside))  # both hands, whole frames
+    pos = None if same else np.minimum(np.arange(_cover((T - 1) * r)) / r, T - 1)  # model frames, in take frames
+    mref = ref if same else _to_model(ref, pos)  # what the model sees of the take
+    model_kept = outside
+    if outside and not same:  # a model frame between two kept frames is kept
+        lo, hi = np.floor(pos + 1e-6).astype(int), np.ceil(pos - 1e-6).astype(int)
+        model_kept = np.flatnonzero(kept[lo] & kept[hi]).tolist()
+    if model_kept:
+        parts.append(EngineConstraints.keyframes(mref, model_kept))  # both hands, whole frames
     for h, hand in enumerate(HANDS):
         hand_keys = [(f, t, v) for t in hand_tracks(hand) for f, v in keys.get(t, {}).items()]
         if h in locked:  # the locked hand is kept as the take is; its keys must agree with it
@@ -223,29 +313,35 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
             if fs[-1] >= frames:
                 raise GenerationError(f"a key on the {hand} hand is at frame {fs[-1]}, past the {frames} frames "
                                       "to generate: lengthen the duration or turn off Keep keys")
-            parts.append(EngineConstraints.keyframes(ref, fs, hands=(hand,)))
+            if same:
+                parts.append(EngineConstraints.keyframes(ref, fs, hands=(hand,)))
+            else:
+                parts.append(EngineConstraints.keyframes(*_keys_at_model_rate(ref, mref, fs, h, r), hands=(hand,)))
     for h in locked:
-        parts.append(EngineConstraints.lock_hand(src, HANDS[h]))
+        parts.append(EngineConstraints.lock_hand(src if same else _to_model(src, pos), HANDS[h]))
         what.append(f"{HANDS[h]} hand locked")
     for hand in pins:
         if HANDS.index(hand) in locked:
             raise GenerationError(f"the {hand} hand is locked, so its wrist already follows the take: "
                                   f"unpin its wrist path or unlock it")
         fs, xyz = pinned_wrist_path(document, hand)
-        parts.append(EngineConstraints.wrist_path(hand, xyz, frames=fs))
         what.append(f"{hand} wrist pinned ({len(fs)} frames)")
+        if not same:
+            fs, xyz = _path_at_model_rate(fs, xyz, r, n)
+        parts.append(EngineConstraints.wrist_path(hand, xyz, frames=fs))
     constraints = None
     for p in parts:
         constraints = p if constraints is None else constraints & p
     if has_keys:
         what.append(f"{sum(len(v) for v in keys.values())} keys kept")
     desc = ("Regenerate" if regenerate else f"Generate {frames} frames") + (": " + ", ".join(what) if what else "")
-    return GenerationPlan(o.prompt, frames, o.seed, o.steps, o.guidance, o.model, constraints, desc, src,
+    model_at = None if same else np.minimum(np.arange(frames) * r, n - 1)
+    return GenerationPlan(o.prompt, n, o.seed, o.steps, o.guidance, o.model, constraints, desc + rate, src,
                           document.current_take.generated, keys if has_keys else {}, locked if regenerate else (),
-                          kept, close_pinches=o.close_pinches, split_hands=o.split_hands)
+                          kept, model_at=model_at, close_pinches=o.close_pinches, split_hands=o.split_hands)
 
 
-CAPTION_FPS = 30.0  # the CLUTCH captioner reads 30 fps motion
+CAPTION_FPS = MODEL_FPS  # the CLUTCH captioner reads 30 fps motion
 
 
 def caption_request(document: Document) -> tuple[Clip, str]:
