@@ -80,6 +80,9 @@ class GenerationPlan:
     kept_frames: np.ndarray | None = None  # (T,) bool: frames copied from the source (in-between)
     extend_from: int | None = None  # extend: source frames [0, extend_from) then the generated ones
     model_at: np.ndarray | None = None  # (N,) the result's fractional frame for each take frame made; None: same rate
+    # Resampled takes: hand -> (take frames, wrist positions (N, 3), model frames, model positions (M, 3))
+    # of each pinned wrist path, to put the wrist back on the pin exactly after resampling.
+    pins: dict = field(default_factory=dict)
     close_pinches: bool = True
     split_hands: bool = True
 
@@ -117,6 +120,8 @@ class GenerationPlan:
                                         np.ones((clip.num_frames - ctx, len(TRACKS)), bool)])
             return out, generated
         arrays = {k: np.array(getattr(clip, k)) for k in PARAMS}
+        if self.model_at is not None:
+            self._pin_wrists(arrays["transl"])
         same_length = src.num_frames == clip.num_frames
         regenerated = np.ones((clip.num_frames, len(TRACKS)), bool)
         keyed = np.zeros_like(regenerated)
@@ -145,6 +150,21 @@ class GenerationPlan:
         out = Clip(**arrays, betas=betas, fps=src.fps if same_length else clip.fps, prompt=clip.prompt)
         generated = np.where(regenerated, True, self.source_generated) if same_length else regenerated
         return out, generated & ~keyed  # a keyed cell is the animator's, not the generator's
+
+
+    def _pin_wrists(self, transl: np.ndarray) -> None:
+        """A resampled take's pinned wrists exactly on their pins. The wrist is translation plus the
+        hand's rest wrist, and translation is resampled linearly, so at a take frame between two
+        pinned model frames the wrist is off by exactly the pin minus the model path's linear
+        interpolation there: add that to the translation."""
+        for h, (fs, xyz, mfs, mxyz) in self.pins.items():
+            at = {int(m): p for m, p in zip(mfs, mxyz)}
+            for f, p in zip(fs, xyz):
+                x = float(self.model_at[f])
+                lo, hi = int(np.floor(x + 1e-9)), int(np.ceil(x - 1e-9))
+                if lo in at and hi in at:
+                    u = x - lo if hi > lo else 0.0
+                    transl[f, h] += p - ((1 - u) * at[lo] + u * at[hi])
 
 
 def key_clip(document: Document) -> Clip:
@@ -320,6 +340,7 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
     for h in locked:
         parts.append(EngineConstraints.lock_hand(src if same else _to_model(src, pos), HANDS[h]))
         what.append(f"{HANDS[h]} hand locked")
+    pin_fix = {}
     for hand in pins:
         if HANDS.index(hand) in locked:
             raise GenerationError(f"the {hand} hand is locked, so its wrist already follows the take: "
@@ -327,7 +348,9 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
         fs, xyz = pinned_wrist_path(document, hand)
         what.append(f"{hand} wrist pinned ({len(fs)} frames)")
         if not same:
-            fs, xyz = _path_at_model_rate(fs, xyz, r, n)
+            mfs, mxyz = _path_at_model_rate(fs, xyz, r, n)
+            pin_fix[HANDS.index(hand)] = (np.asarray(fs), np.asarray(xyz, np.float64), mfs, mxyz)
+            fs, xyz = mfs, mxyz
         parts.append(EngineConstraints.wrist_path(hand, xyz, frames=fs))
     constraints = None
     for p in parts:
@@ -338,7 +361,8 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
     model_at = None if same else np.minimum(np.arange(frames) * r, n - 1)
     return GenerationPlan(o.prompt, n, o.seed, o.steps, o.guidance, o.model, constraints, desc + rate, src,
                           document.current_take.generated, keys if has_keys else {}, locked if regenerate else (),
-                          kept, model_at=model_at, close_pinches=o.close_pinches, split_hands=o.split_hands)
+                          kept, model_at=model_at, pins=pin_fix, close_pinches=o.close_pinches,
+                          split_hands=o.split_hands)
 
 
 CAPTION_FPS = MODEL_FPS  # the CLUTCH captioner reads 30 fps motion
