@@ -261,3 +261,19 @@ def test_open_project_restores_generation_settings_and_any_case_suffix(window, q
     assert recent
     recent[0].trigger()
     assert window.document.project_path == path.absolute() and p.seed_spin.value() == 1234
+
+
+def test_frame_hands_fits_the_hands_and_leaves_the_camera_working(window, qtbot, press_shortcut):
+    """View > Frame hands (F) through its QAction: the action's `checked` argument once reached
+    frame_hands as a zero margin, a zero camera scale, and every later camera change divided by it."""
+    vp = window.viewport
+    vp.camera.scale_factor = 40.0  # far away
+    press_shortcut(window, Qt.Key_F)
+    sf = vp.camera.scale_factor
+    assert np.isfinite(sf) and 0.05 < sf < 2.0, sf
+    window.action_frame.trigger()
+    assert vp.camera.scale_factor == pytest.approx(sf)
+    window.camera_actions["top"].trigger()  # a later camera change still works
+    assert np.isfinite(vp.camera.scale_factor) and vp.camera.scale_factor > 0
+    with pytest.raises(ValueError, match="margin must be a number > 0"):
+        vp.frame_hands(margin=0)

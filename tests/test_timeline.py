@@ -121,6 +121,19 @@ def test_region_sets_the_interval(timeline, qtbot):
     assert doc.interval == (3, 6)
 
 
+def test_an_interval_edge_dragged_past_the_other_keeps_the_other(timeline, qtbot):
+    """Dragging the first edge through the last one: the edge not touched stays where it was (the
+    interval used to collapse onto the cursor once the edges swapped); one undo restores it."""
+    doc = timeline.document
+    drag(qtbot, timeline, [(3, ROW["right_hand"]), (6, ROW["right_hand"])], Qt.ControlModifier)
+    assert doc.interval == (3, 6)
+    drag(qtbot, timeline, [(2.5, ROW["left_wrist"]), (4.6, ROW["left_wrist"]), (6.2, ROW["left_wrist"]),
+                           (8.1, ROW["left_wrist"]), (9.1, ROW["left_wrist"])])
+    assert doc.interval == (6, 9)
+    timeline.undo_stack.undo()
+    assert doc.interval == (3, 6)
+
+
 def test_scrub_the_playhead(timeline, qtbot):
     doc = timeline.document
     doc.frame = 1

@@ -428,7 +428,7 @@ class MainWindow(QMainWindow):
             self.camera_actions[name] = act
         self.camera_actions[self.viewport.camera_preset].setChecked(True)
         self.viewport.sig_camera_preset_changed.connect(lambda n: self.camera_actions[n].setChecked(True))
-        self.action_frame = self._action(view_menu, "&Frame hands", self.viewport.frame_hands,
+        self.action_frame = self._action(view_menu, "&Frame hands", lambda: self.viewport.frame_hands(),
                                          QKeySequence("F"))
         view_menu.addSeparator()
         self.action_skeleton = self._action(view_menu, "Show &skeleton", self._set_skeleton,

@@ -143,7 +143,8 @@ class _TimelineViewBox(pg.ViewBox):
             a, b = doc.interval
             for edge, x in (("first", a - 0.5), ("last", b + 0.5)):
                 if self._near_x(start, x):
-                    return {"mode": "edge", "edge": edge, "id": C.new_drag_id()}
+                    # the other edge stays put for the whole drag, even when this one passes it
+                    return {"mode": "edge", "fixed": b if edge == "first" else a, "id": C.new_drag_id()}
         return {"mode": "box", "add": shift, "start": self.mapSceneToView(start)}
 
     def _drag_keys(self, ev) -> None:
@@ -174,9 +175,7 @@ class _TimelineViewBox(pg.ViewBox):
     def _drag_edge(self, ev) -> None:
         d, doc = self._drag, self.timeline.document
         f = self.frame_at(ev.scenePos())
-        a, b = doc.interval
-        a, b = (f, b) if d["edge"] == "first" else (a, f)
-        interval = (min(a, b), max(a, b))
+        interval = (min(f, d["fixed"]), max(f, d["fixed"]))
         if interval != doc.interval:
             self.timeline.push(lambda: C.SetInterval(doc, interval, drag_id=d["id"]))
 

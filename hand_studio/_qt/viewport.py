@@ -170,7 +170,10 @@ class QtViewport(QWidget):
         self.sig_camera_preset_changed.emit(name)
 
     def frame_hands(self, margin: float = 1.0) -> None:
-        """Centre the camera on the current keypoints' box and zoom so the box fits."""
+        """Centre the camera on the current keypoints' box and zoom so the box fits (``margin``: the
+        box's share of the view, > 0; a zero scale would break every later camera change)."""
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
+            raise ValueError(f"frame_hands margin must be a number > 0; got {margin!r}")
         lo, hi = self.hands_visual.bounds()
         radius = max(float(np.linalg.norm(hi - lo)) / 2, 0.05)
         cam = self.camera
