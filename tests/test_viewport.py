@@ -311,6 +311,22 @@ def test_compare_clip_draws_another_take_at_the_playhead(viewport, small_clip):
 
 
 @pytest.mark.gui
+def test_compare_clip_at_another_rate_lines_up_in_time(viewport, small_clip):
+    """A compared take at half the document's rate shows the same moment, not the same frame number."""
+    from hand_studio._vispy.onion_visual import ghost_frame
+
+    assert ghost_frame(8, 30.0, small_clip) == 8
+    half = small_clip.copy(fps=15.0)
+    assert [ghost_frame(f, 30.0, half) for f in (0, 1, 2, 8, 19, 40)] == [0, 1, 1, 4, 9, 9]
+    vp = viewport
+    vp.set_compare_clip(half)
+    g = vp.compare_ghost
+    n0 = g._nv[0]
+    vp.document.frame = 8  # 0.27 s: the 15 fps take's frame 4
+    np.testing.assert_allclose(g._verts[:n0], g.cache.poses([4])[0].vertices[0][:n0])
+
+
+@pytest.mark.gui
 def test_overlays_on_a_one_frame_clip(viewport):
     from engine.motion.clip import Clip
 

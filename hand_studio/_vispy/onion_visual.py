@@ -306,6 +306,14 @@ class OnionSkinVisual:
         self.node.parent = None
 
 
+def ghost_frame(frame: int, fps: float, clip) -> int:
+    """The compared clip's frame at the same moment as the document's ``frame`` (at ``fps``): takes
+    at different rates (a 60 fps import beside a 30 fps generation) line up in time, not by frame
+    number; past its end the compared clip holds its last frame."""
+    f = frame if abs(clip.fps - fps) < 1e-9 else int(np.floor(frame * clip.fps / fps + 0.5))
+    return min(max(f, 0), clip.num_frames - 1)
+
+
 class CompareGhostVisual:
     """Another take's hands at the playhead (held at its last frame past its end), as one
     translucent mesh, so two takes can be compared in place. Hidden while no clip is set."""
@@ -366,7 +374,7 @@ class CompareGhostVisual:
 
     def refresh(self) -> None:
         clip = self.cache.clip
-        pose = self.cache.poses([min(self.document.frame, clip.num_frames - 1)])[0]
+        pose = self.cache.poses([ghost_frame(self.document.frame, self.document.fps, clip)])[0]
         n0 = self._nv[0]
         for h, sl in enumerate((slice(0, n0), slice(n0, None))):
             self._verts[sl] = pose.vertices[h][:self._nv[h]]
