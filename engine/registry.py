@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from engine.paths import user_path
+
 FORMAT, VERSION = "hand-studio-models", 1
 KINDS = ("diffusion", "clutch")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -128,7 +130,7 @@ class Registry:
             raise RegistryError(f"model name must be 1-64 letters, digits, '.', '_' or '-'; got {name!r}")
         if kind not in KINDS:
             raise RegistryError(f"model kind must be one of {KINDS}; got {kind!r}")
-        folder = Path(path).expanduser().absolute()
+        folder = user_path(path).absolute()
         check_model_folder(kind, folder)
         entry = ModelEntry(name, kind, str(folder), base, None if data is None else str(data),
                            _dt.datetime.now().astimezone().isoformat(timespec="seconds"), dict(metrics or {}))

@@ -192,6 +192,8 @@ def test_export_dialog_refuses_bad_input_and_cancel_writes_nothing(window, qtbot
     assert not ok.isEnabled() and "cannot export .txt" in dlg.error_label.text()
     dlg.set_path(tmp_path / "hands.npz")
     assert not dlg.hands_combo.isEnabled()  # a clip file always holds both hands
+    dlg.set_path("~no_such_user_hs/hands.fbx")  # pathlib raises RuntimeError here: a message, not a traceback
+    assert not ok.isEnabled() and "no such user's home folder" in dlg.error_label.text()
     dlg.reject()
 
     req = ExportRequest(tmp_path / "never.fbx")

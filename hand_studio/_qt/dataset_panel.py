@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
                                QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMessageBox, QPushButton,
                                QSpinBox, QSplitter, QTableView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from engine.paths import user_path
 from hand_studio._qt.prompt_panel import QtProgressBar
 from hand_studio._qt.workers import GeneratorWorker
 from hand_studio.model.dataset import (DatasetState, check_output, cleaning_config, cleaning_fields,
@@ -410,7 +411,10 @@ class QtDatasetPanel(QWidget):
         text = self.source_edit.text().strip()
         if not text:
             return self._fail("Choose the folder of mocap files to import first")
-        src = Path(text).expanduser()
+        try:
+            src = user_path(text)
+        except ValueError as e:
+            return self._fail(str(e))
         if not src.is_dir():
             return self._fail(f"source folder not found: {src}")
         try:

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDia
                                QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QRadioButton,
                                QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
+from engine.paths import user_path
 from hand_studio._qt.prompt_panel import QtProgressBar
 from hand_studio._qt.workers import GeneratorWorker
 from hand_studio.model.document import Document
@@ -296,7 +297,7 @@ class QtExportDialog(QDialog):
         # means the take's exact rate, not a resample to the rounded one.
         shows_take_fps = abs(fps - self.document.fps) <= 0.5 * 10.0 ** -self.fps_spin.decimals()
         return ExportRequest(
-            path=Path(self.path_edit.text().strip()).expanduser(), first=self.first_spin.value(),
+            path=user_path(self.path_edit.text().strip()), first=self.first_spin.value(),
             last=self.last_spin.value(), fps=None if shows_take_fps else fps,
             hands=self.hands_combo.currentData(),
             bvh_layout=self.layout_combo.currentData() if self.hands_combo.currentData() == "both" else "per_hand",
@@ -505,7 +506,7 @@ class QtImportDialog(QDialog):
         return "document" if self.mode_document.isChecked() else "take"
 
     def paths(self) -> tuple[Path, ...]:
-        return tuple(Path(p.strip()).expanduser() for p in self.paths_edit.text().split(";") if p.strip())
+        return tuple(user_path(p.strip()) for p in self.paths_edit.text().split(";") if p.strip())
 
     def request(self) -> ImportRequest:
         fps = self.fps_spin.value()

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from engine.data.cleaning import CleaningConfig
+from engine.paths import user_path
 from hand_studio.model.events import EmitterGroup
 
 # name -> (label, unit, minimum, maximum, step, decimals, tooltip)
@@ -319,7 +320,7 @@ def import_dataset_iter(src: str | Path, staging: str | Path, cfg: CleaningConfi
 
 def check_output(out: str | Path, state: DatasetState) -> Path:
     """The output folder, refused where replacing it would delete the data it is made from."""
-    out = Path(out).expanduser().absolute()
+    out = user_path(out).absolute()
     for what, p in (("the imported folder", state.source_dir), ("the staging corpus", state.staging)):
         if p is None:
             continue
