@@ -9,6 +9,7 @@ import os
 import shutil
 import time
 from dataclasses import asdict, replace
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -134,6 +135,30 @@ def test_build_command_for_clutch_kinds(tmp_path):
         runner.build_command("clutch-pt", "corpus", "out", val_every=10)
     with pytest.raises(ValueError, match="nproc"):
         runner.build_command("clutch-ift", "corpus", "out", nproc=2)
+
+
+def test_start_over_sets_the_stage_aside(data, base, tmp_path):
+    """``resume=False`` (``--no-resume``, the panel's "Start over") moves the stage's old
+    train_state/ and model/ to OUT/<stage>/previous/<time>/ before training (named in on_start's
+    ``previous_run``): stopped before its first checkpoint, the stage resumes from step 0."""
+    out = tmp_path / "run"
+    shutil.copytree(base, out, symlinks=True)  # shift 8 steps, pretrain 6 steps, OUT/model
+    old_lm = (out / "pretrain" / "model" / "model.safetensors").read_bytes()
+    for kind, stage_dir, old_step in (("clutch-pt", out / "pretrain", 6), ("shift", out / "shift", 8)):
+        started = []
+        it = tc.train_iter(tc.RUN_KINDS[kind], data, out, replace(STAGE, steps=3), TINY_SHIFT, TINY_LM, resume=False,
+                           on_start=started.append)
+        assert next(it)["step"] == 1
+        it.close()  # stopped before its first checkpoint, as a kill does
+        assert not (stage_dir / "train_state").exists() and not (stage_dir / "model").exists()
+        previous = Path(started[0]["previous_run"])
+        assert previous.parent == stage_dir / "previous"
+        assert json.loads((previous / "train_state" / "state.json").read_text())["step"] == old_step
+        assert runner.state_folder(kind, out) == stage_dir / "train_state"  # where the panel looks for a run
+    (lm_previous,) = (out / "pretrain" / "previous").iterdir()
+    assert (lm_previous / "model" / "model.safetensors").read_bytes() == old_lm
+    shift_again = list(tc.train_iter("shift", data, out, replace(STAGE, steps=3), TINY_SHIFT))  # resume: no state
+    assert [i["step"] for i in shift_again] == [1, 2, 3]
 
 
 # --- stops -----------------------------------------------------------------------------------

@@ -1,11 +1,16 @@
 """Fine-tuning and training runs: --from a checkpoint (weights, stats and config kept), the fixed
 validation loss, NaN and disk-space stops, and runs as separate processes (engine.training.runner):
-JSON progress, SIGKILL then resume to the same weights as an uninterrupted run, SIGTERM = pause."""
+JSON progress, SIGKILL then resume to the same weights as an uninterrupted run, SIGTERM = pause.
+Starting over in a run folder sets the old run aside first, so no resume ever continues it."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -196,3 +201,118 @@ def test_extra_corpus_joins_the_training_windows(corpus_dir, tmp_path):
     with pytest.raises(ValueError, match="program must be one of"):
         build_corpus(4, 2, tmp_path / "bad", workers=1, program="sequential")
     assert not (tmp_path / "bad").exists()
+
+
+# --- starting over ------------------------------------------------------------------------------
+def _saved_step(state_dir):
+    return json.loads((state_dir / "state.json").read_text())["step"] if (state_dir / "state.json").is_file() else None
+
+
+def test_start_over_sets_the_old_run_aside(data, hands, tmp_path):
+    """``resume=False`` on a folder with a finished run first moves its train_state/ and model/ (and
+    a complete copy an interrupted swap left beside them, which recover_interrupted_swap would
+    otherwise bring back) to previous/<time>/: stopped before its first checkpoint, the new run
+    resumes from step 0, never from the old state."""
+    out = tmp_path / "run"
+    list(td.train_iter(data[0], out, TINY, CFG, hands=hands))  # the old run: 6 of 6 steps
+    old_model = (out / "model" / "model.safetensors").read_bytes()
+    shutil.copytree(out / "train_state", out / ".train_state.old999")
+    it = td.train_iter(data[0], out, TINY, replace(CFG, steps=8), resume=False, hands=hands)
+    first = next(it)
+    it.close()  # stopped before its first checkpoint, as a kill does
+    assert sorted(p.name for p in out.iterdir()) == ["previous"]
+    previous = Path(first["previous_run"])
+    assert first["step"] == 1 and previous.parent == out / "previous"
+    assert sorted(p.name for p in previous.iterdir()) == [".train_state.old999", "model", "train_state"]
+    assert _saved_step(previous / "train_state") == 6
+    assert (previous / "model" / "model.safetensors").read_bytes() == old_model
+
+    items = list(td.train_iter(data[0], out, TINY, replace(CFG, steps=8), hands=hands))  # resume: no state yet
+    assert [i["step"] for i in items] == list(range(1, 9)) and not any("previous_run" in i for i in items)
+    assert _saved_step(out / "train_state") == 8 and sorted(p.name for p in out.iterdir()) == [
+        "model", "previous", "train_state"]
+    assert td.set_aside_run(tmp_path / "empty") is None and not (tmp_path / "empty").exists()
+
+
+def test_interrupted_start_over_is_completed_first(data, hands, tmp_path):
+    """A kill inside the set-aside (the state moved, the model not yet) leaves previous/.partial-*;
+    the next run in the folder, even a plain resume, completes it before it reads anything."""
+    out = tmp_path / "run"
+    list(td.train_iter(data[0], out, TINY, CFG, hands=hands))
+    old_model = (out / "model" / "model.safetensors").read_bytes()
+    partial = out / "previous" / ".partial-x"
+    partial.mkdir(parents=True)
+    os.replace(out / "train_state", partial / "train_state")
+    items = list(td.train_iter(data[0], out, TINY, replace(CFG, steps=2), hands=hands))
+    assert [i["step"] for i in items] == [1, 2]
+    (previous,) = (out / "previous").iterdir()
+    assert not previous.name.startswith(".") and sorted(p.name for p in previous.iterdir()) == ["model", "train_state"]
+    assert _saved_step(previous / "train_state") == 6
+    assert (previous / "model" / "model.safetensors").read_bytes() == old_model
+
+
+def test_cli_start_over_and_continue(corpus_dir, tmp_path, capsys):
+    """The command line: without a flag a finished run is continued (nothing to train: its start and
+    its own step in done), ``--no-resume`` says where the old run went, ``--resume`` needs a state."""
+    cfg_path = _config(tmp_path, 3, ckpt_every=10 ** 6)
+    out = tmp_path / "run"
+    argv = ["--data", str(corpus_dir), "--out", str(out), "--config", str(cfg_path), "--progress", "jsonl"]
+
+    def events(extra=()):
+        assert td.main(argv + list(extra)) == 0
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    first = events()
+    assert first[0]["event"] == "start" and first[0].get("previous_run") is None and first[-1]["step"] == 3
+    again = events()
+    assert [e["event"] for e in again] == ["start", "done"] and again[-1]["step"] == 3
+    over = events(["--no-resume"])
+    assert sorted(p.name for p in (out / "previous").iterdir()) == [Path(over[0]["previous_run"]).name]
+    assert _saved_step(Path(over[0]["previous_run"]) / "train_state") == 3
+    assert [e["step"] for e in over if e["event"] == "step"] == [1, 2, 3] and over[-1]["step"] == 3
+    assert td.main(["--data", str(corpus_dir), "--out", str(tmp_path / "none"), "--config", str(cfg_path),
+                    "--resume"]) == 2
+    assert "holds no training state" in capsys.readouterr().err
+
+
+def test_resume_keeps_a_start_over_until_it_started(tmp_path):
+    """``resume()`` drops --no-resume only after the run's start event (by then the trainer has set
+    the old run aside); killed before it, the run starts over again rather than continue the old."""
+    for script, kept in (("pass", True), ("import json; print(json.dumps({'event': 'start'}))", False)):
+        run = runner.TrainingRun([sys.executable, "-c", script, "--no-resume"], tmp_path)
+        _events_until(run, lambda e: e["event"] == "exit")
+        run.resume()
+        assert ("--no-resume" in run.proc.args) == kept
+        _events_until(run, lambda e: e["event"] == "exit")
+
+
+def test_start_over_cancel_resume_as_processes(corpus_dir, hands, tmp_path):
+    """QA's sequence through the runner: a finished run, started over in its folder, killed before
+    its first checkpoint, resumed: it trains its own steps from 0 to its end; the old model waits
+    in previous/ and never comes back as this run's."""
+    out = tmp_path / "run"
+    list(td.train_iter(td.load_corpus(corpus_dir), out, TINY, CFG, hands=hands))  # the old run: 6 steps
+    old = load_tensors(out / "model" / "model.safetensors")
+    steps = 40
+    run = runner.start_run("diffusion", corpus_dir, out, config=_config(tmp_path, steps, ckpt_every=20), resume=False)
+    seen = _events_until(run, lambda e: e["event"] == "step")
+    run.cancel()
+    seen += _events_until(run, lambda e: e["event"] == "exit")
+    start = seen[0]
+    assert start["event"] == "start" and run.state == "cancelled"
+    ckpts = [e["step"] for e in seen if e["event"] == "checkpoint"]
+    own = ckpts[-1] if ckpts else 0  # almost surely 0: killed after a step or two
+    assert (_saved_step(out / "train_state") or 0) == own
+
+    run.resume()
+    seen = _events_until(run, lambda e: e["event"] == "exit")
+    trained = [e["step"] for e in seen if e["event"] == "step"]
+    assert trained == list(range(own + 1, steps + 1))
+    done = next(e for e in seen if e["event"] == "done")
+    assert done["step"] == steps and run.state == "done" and _saved_step(out / "train_state") == steps
+    assert seen[0]["event"] == "start" and seen[0]["previous_run"] is None  # continued, not started over again
+    previous = Path(start["previous_run"])
+    assert previous.parent == out / "previous" and _saved_step(previous / "train_state") == 6
+    kept = load_tensors(previous / "model" / "model.safetensors")
+    assert all(torch.equal(kept[k], old[k]) for k in old)
+    new = load_tensors(out / "model" / "model.safetensors")
+    assert not all(torch.equal(new[k], old[k]) for k in old)

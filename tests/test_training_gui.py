@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -359,6 +360,90 @@ def test_pause_and_resume_buttons(qtbot, tmp_path, monkeypatch):
     qtbot.mouseClick(tp.cancel_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: not tp.running, timeout=10000)
     assert tp.state == "cancelled" and tp.resume_button.isEnabled()
+    tp.shutdown()
+
+
+@pytest.mark.gui
+def test_start_over_then_cancel_then_resume(qtbot, tmp_path, monkeypatch):
+    """QA's sequence with real runs: Output holds a finished run; Start, "Start over", Cancel before
+    the new run's first checkpoint, Resume: the restarted run trains from step 0 to its own end and
+    only then offers its model; the panel says where the old run went (previous/, which keeps it)."""
+    from engine.data.corpus_build import build_corpus
+    from engine.diffusion.denoiser import DenoiserConfig
+    from engine.hands import default_hands_cpu
+    from engine.training import train_diffusion as td
+    from hand_studio._qt.training_panel import QtTrainingPanel
+
+    corpus = build_corpus(20, 1, tmp_path / "corpus", workers=1, frames=20)
+    tiny = DenoiserConfig(frames=20, patch=2, d_model=32, layers=1, heads=2, ffn=64, dropout=0.0)
+    train = {"batch": 8, "lr": 3e-3, "warmup": 3, "threads": 1, "device": "cpu", "ckpt_every": 10}
+    out, steps = tmp_path / "run", 20
+    list(td.train_iter(td.load_corpus(corpus), out, tiny, td.TrainConfig(**train, steps=6), hands=default_hands_cpu()))
+    old_model = (out / "model" / "model.safetensors").read_bytes()  # the finished run: 6 steps
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"model": tiny.to_dict(), "train": train}))
+    tp = QtTrainingPanel(poll_ms=20)
+    qtbot.addWidget(tp)
+    tp.show()
+    tp.data_edit.setText(str(corpus))
+    tp.out_edit.setText(str(out))
+    tp.config_edit.setText(str(config))
+    tp.base_combo.setCurrentIndex(tp.base_combo.count() - 1)  # from scratch
+    tp.steps_spin.setValue(steps)
+    tp.val_spin.setValue(0)
+    tp.device_combo.setCurrentText("cpu")
+    asked = []
+    monkeypatch.setattr(tp, "ask_existing_run", lambda o: asked.append(o) or "restart")
+    qtbot.mouseClick(tp.start_button, Qt.LeftButton)
+    assert asked == [out] and tp.running, tp.last_error
+    qtbot.waitUntil(lambda: len(tp.loss_steps) >= 1 or not tp.running, timeout=60000)
+    qtbot.mouseClick(tp.cancel_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not tp.running, timeout=10000)
+    assert tp.state == "cancelled" and not tp.evaluate_button.isEnabled() and not tp.use_button.isEnabled()
+    state = out / "train_state" / "state.json"
+    own = json.loads(state.read_text())["step"] if state.is_file() else 0  # almost surely 0: no checkpoint yet
+    assert own in (0, 10) and own <= tp.loss_steps[-1]  # this run's checkpoint or none, never the old run's 6
+    previous = Path(tp.run_info["previous_run"])
+    assert previous.parent == out / "previous" and str(previous) in tp.message_label.text()
+    assert (previous / "model" / "model.safetensors").read_bytes() == old_model
+
+    qtbot.mouseClick(tp.resume_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not tp.running, timeout=60000)
+    assert tp.state == "done", tp.last_error
+    assert tp.last_done["step"] == steps and tp.loss_steps == list(range(1, steps + 1))
+    assert tp.state_label.text() == f"done — step {steps} / {steps}"
+    assert tp.evaluate_button.isEnabled() and tp.use_button.isEnabled() and tp.model_folder == out / "model"
+    assert (out / "model" / "model.safetensors").read_bytes() != old_model
+    assert str(previous) in tp.message_label.text() and not tp.start_event["previous_run"]  # resumed, not restarted
+    tp.shutdown()
+
+
+def test_start_over_is_asked_about_the_kinds_own_state(qtbot, tmp_path, monkeypatch):
+    """A CLUTCH stage keeps its state in OUT/<stage>/train_state: the panel asks Continue / Start
+    over about that folder (not OUT/train_state), and "Start over" runs it with --no-resume."""
+    from engine.training import runner
+    from hand_studio._qt import training_panel as T
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "meta.json").write_text("{}")
+    out = tmp_path / "run"
+    (out / "pretrain" / "train_state").mkdir(parents=True)
+    resumes = []
+    monkeypatch.setattr(runner, "build_command",
+                        lambda *a, **k: resumes.append(k["resume"]) or [sys.executable, "-c", "pass"])
+    tp = T.QtTrainingPanel(poll_ms=20)
+    qtbot.addWidget(tp)
+    tp.data_edit.setText(str(data))
+    tp.out_edit.setText(str(out))
+    asked = []
+    for kind, answer, started in (("shift", None, True), ("diffusion", None, True), ("clutch-pt", "cancel", False),
+                                  ("clutch-pt", "restart", True), ("clutch-pt", "continue", True)):
+        monkeypatch.setattr(tp, "ask_existing_run", lambda o, a=answer: asked.append((tp.kind, o)) or a)
+        tp.kind_combo.setCurrentText(kind)
+        assert tp.start() == started, tp.last_error
+        qtbot.waitUntil(lambda: not tp.running, timeout=10000)
+    assert asked == [("clutch-pt", out)] * 3 and resumes == [True, True, False, True]
     tp.shutdown()
 
 

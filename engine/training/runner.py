@@ -11,6 +11,9 @@ prints one JSON event per line, which ``TrainingRun.poll()`` returns without blo
 
 Pause = SIGTERM: the script finishes the step, checkpoints and exits 0; ``resume()`` starts it
 again on the same run folder. Cancel = SIGKILL: the last checkpoint stays valid (atomic writes).
+A run that starts over (``resume=False``: ``--no-resume``) moves the folder's old run to
+``previous/<time>/`` before its ``start`` event (which names it, ``previous_run``); ``resume()``
+keeps ``--no-resume`` until that event was seen, so it never continues the old run.
 
 Kinds: ``diffusion`` (engine.training.train_diffusion) and the CLUTCH stages ``shift``,
 ``clutch-pt`` (pretrain), ``clutch-gr`` (geometric refinement), ``clutch-ift`` (instruction
@@ -32,6 +35,14 @@ from pathlib import Path
 CLUTCH_STAGES = {"shift": "shift", "clutch-pt": "pretrain", "clutch-gr": "refine", "clutch-ift": "instruct"}
 SCRIPTS = {"diffusion": "engine.training.train_diffusion",  # kinds that speak --progress jsonl
            **{kind: "engine.training.train_clutch" for kind in CLUTCH_STAGES}}
+
+
+def state_folder(kind: str, out: str | os.PathLike) -> Path:
+    """Where a ``kind`` run in ``out`` keeps its resumable state (``OUT/train_state`` for diffusion,
+    ``OUT/<stage>/train_state`` for a CLUTCH stage): a run is there when this folder is."""
+    if kind not in SCRIPTS:
+        raise ValueError(f"training kind must be one of {sorted(SCRIPTS)}; got {kind!r}")
+    return Path(out) / CLUTCH_STAGES.get(kind, "") / "train_state"
 
 
 def build_command(kind: str, data: str | os.PathLike, out: str | os.PathLike, *, init_from=None, config=None,
@@ -73,6 +84,7 @@ class TrainingRun:
         self.argv, self.out, self.env, self.cwd = list(argv), Path(out), env, cwd
         self.state = "idle"  # running | pausing | paused | cancelled | done | failed
         self.last: dict[str, dict] = {}  # the last event of each kind
+        self.started = False  # a process of this run sent its start event (a start-over is done by then)
         self.proc: subprocess.Popen | None = None
         self._events: queue.Queue = queue.Queue()
         self._stderr: deque[str] = deque(maxlen=40)
@@ -147,6 +159,8 @@ class TrainingRun:
                                     "message": f"training process exited with code {rc}: "
                                                + (self.stderr_tail.splitlines() or ["(no output)"])[-1]})
                     self.state = "failed"
+            elif ev["event"] == "start":
+                self.started = True
             elif ev["event"] == "done":
                 self._saw_end = True
                 if self.state != "cancelled":
@@ -169,10 +183,12 @@ class TrainingRun:
             self._signal(signal.SIGTERM)
 
     def resume(self) -> None:
-        """Start the run again on the same folder; it continues from its last checkpoint."""
+        """Start the run again on the same folder; it continues from its last checkpoint (step 0 if
+        it has none). A start-over whose start event was not polled is started over again (until
+        then the folder's state may still be the old run's): poll to ``exit`` first."""
         if self.running:
             raise RuntimeError("the run is still running; pause or cancel it first")
-        argv = [a for a in self.argv if a != "--no-resume"]
+        argv = [a for a in self.argv if a != "--no-resume"] if self.started else list(self.argv)
         self._start(argv)
 
     def cancel(self) -> None:

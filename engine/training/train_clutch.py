@@ -17,6 +17,7 @@ overrides, e.g. for the PT + IFT ablation or to fine-tune a saved model on new d
 
     OUT/<stage>/model/        what the pipeline loads (safetensors + JSON config; LM + vocabulary)
     OUT/<stage>/train_state/  weights, optimizer, step, RNG states: the run resumes from here
+    OUT/<stage>/previous/     what starting the stage over (--no-resume) moved aside, by time
     OUT/model/                a CLUTCH model folder (shift/ + lm/, links to OUT/shift/model and the
                               last LM stage's model): what ``hand-studio models add`` registers
 
@@ -55,7 +56,8 @@ from engine.diffusion.checkpoint import (CheckpointError, load_tensors, save_ten
                                          write_folder_atomically)
 from engine.diffusion.representation import params_to_tensor  # noqa: E402
 from engine.training.train_diffusion import (TrainingError, check_disk_space, config_diff,  # noqa: E402
-                                             recover_interrupted_swap, run_reporting)
+                                             finish_set_aside, recover_interrupted_swap, run_reporting,
+                                             set_aside_run)
 
 STAGES = ("shift", "pretrain", "refine", "instruct")
 LM_STAGES = STAGES[1:]
@@ -325,7 +327,8 @@ def shift_iter(data: ClipData, out_dir: str | Path, shift_cfg: ShiftConfig | Non
 
     ``init_from``: fine-tune a saved SHIFT (or a CLUTCH folder's shift/): its weights, codebooks,
     normalisation stats and config (``shift_cfg`` must be None or equal). ``on_start(info)`` is
-    called once before the first step (the runner's ``start`` event)."""
+    called once before the first step (the runner's ``start`` event). ``resume`` False starts over:
+    the old train_state/ and model/ move to ``out_dir/previous/<time>/`` first (``previous_run``)."""
     from engine.threads import torch_threads
     out_dir = Path(out_dir)
     device, threads = _device_and_threads(cfg)
@@ -347,8 +350,10 @@ def shift_iter(data: ClipData, out_dir: str | Path, shift_cfg: ShiftConfig | Non
     else:
         model.set_stats(data.x)
     check_disk_space(out_dir, model)
+    finish_set_aside(out_dir)
     recover_interrupted_swap(state_dir)
     recover_interrupted_swap(out_dir / "model")
+    previous = None if resume else set_aside_run(out_dir)  # start over: the old run to previous/<time>/
     model.to(device).train()
     x_all = data.x.to(device)
     opt = make_optimizer(model, cfg)
@@ -370,7 +375,8 @@ def shift_iter(data: ClipData, out_dir: str | Path, shift_cfg: ShiftConfig | Non
     if on_start is not None:
         on_start({"stage": "shift", "step": step, "of": cfg.steps, "device": str(device), "clips": len(data),
                   "frames": data.frames, "model_config": shift_cfg.to_dict(), "train_config": asdict(cfg),
-                  "base_model": None if init_from is None else str(init_from), "model": str(out_dir / "model")})
+                  "base_model": None if init_from is None else str(init_from), "model": str(out_dir / "model"),
+                  "previous_run": None if previous is None else str(previous)})
     with torch_threads(threads):
         t0, seen = time.perf_counter(), 0
         while step < cfg.steps:
@@ -483,7 +489,9 @@ def lm_iter(stage: str, data: ClipData, out_dir: str | Path, cfg: StageConfig | 
 
     ``init_from``: start from this LM model folder (or a CLUTCH folder's lm/) instead of the previous
     stage's; its config and vocabulary are kept (``lm_cfg`` must be None or equal). A train_state in
-    ``out_dir/<stage>`` wins over ``init_from`` when resuming. ``lm_cfg`` None = LMConfig()."""
+    ``out_dir/<stage>`` wins over ``init_from`` when resuming. ``lm_cfg`` None = LMConfig().
+    ``resume`` False starts the stage over: its old train_state/ and model/ move to
+    ``out_dir/<stage>/previous/<time>/`` first (``on_start``'s ``previous_run``)."""
     from engine.threads import torch_threads
     if stage not in LM_STAGES:
         raise ValueError(f"stage must be one of {LM_STAGES}; got {stage!r}")
@@ -494,6 +502,7 @@ def lm_iter(stage: str, data: ClipData, out_dir: str | Path, cfg: StageConfig | 
         raise TrainingError(f"{out_dir / 'model'} holds another model (a diffusion run?); CLUTCH runs write a CLUTCH "
                             f"model folder there; use another --out")
     device, threads = _device_and_threads(cfg)
+    finish_set_aside(stage_dir)
     recover_interrupted_swap(state_dir)
     recover_interrupted_swap(stage_dir / "model")
     resuming = resume and (state_dir / "state.json").is_file()
@@ -541,6 +550,7 @@ def lm_iter(stage: str, data: ClipData, out_dir: str | Path, cfg: StageConfig | 
                          f"{list(shift.streams)} (an LM's tokens are tied to the SHIFT it was trained with)")
     captions = fit_captions(data.captions, vocab, lm.config.max_text_tokens)  # data stays as given
     check_disk_space(stage_dir, lm)
+    previous = None if resume else set_aside_run(stage_dir)  # start over: the old stage to previous/<time>/
     if shift_copy is not None:
         write_folder_atomically(shift_dir, lambda tmp: shutil.copytree(shift_copy, tmp, dirs_exist_ok=True))
     with torch_threads(threads):
@@ -574,7 +584,8 @@ def lm_iter(stage: str, data: ClipData, out_dir: str | Path, cfg: StageConfig | 
         on_start({"stage": stage, "step": step, "of": cfg.steps, "device": str(device), "clips": len(data),
                   "frames": data.frames, "model_config": lm.config.to_dict(), "train_config": asdict(cfg),
                   "base_model": None if init_from is None else str(init_from), "shift": str(shift_dir),
-                  "model": str(out_dir / "model"), "stage_model": str(stage_dir / "model")})
+                  "model": str(out_dir / "model"), "stage_model": str(stage_dir / "model"),
+                  "previous_run": None if previous is None else str(previous)})
     with torch_threads(threads):
         t0, seen = time.perf_counter(), 0
         while step < cfg.steps:
@@ -694,7 +705,9 @@ def add_arguments(p: argparse.ArgumentParser, stage: str | None = None) -> None:
     r = p.add_mutually_exclusive_group()
     r.add_argument("--resume", action="store_true", help="continue the stage's state in --out (an error if it has "
                                                          "none); without either flag a state there is continued")
-    r.add_argument("--no-resume", action="store_true", help="start the stage over even if --out has a state")
+    r.add_argument("--no-resume", action="store_true", help="start the stage over even if --out has a state; "
+                                                            "its train_state/ and model/ move to "
+                                                            "OUT/<stage>/previous/<time>/")
     p.add_argument("--progress", default="text", choices=("text", "jsonl"),
                    help="text lines (default) or one JSON event per line on stdout (engine.training.runner)")
 
@@ -724,6 +737,9 @@ class _Progress:
                   f"{fields['step']}/{fields['train_config']['steps']}"
                   + (f"; from {fields['base_model']}" if fields.get("base_model") else "")
                   + f"; {fields['train_config']}", flush=True)
+            if fields.get("previous_run"):
+                print(f"{tag} started over: the stage's previous train_state/ and model/ are in "
+                      f"{fields['previous_run']}", flush=True)
         elif event == "done":
             print(f"{tag} " + ("paused at" if fields.get("paused") else "done at") + f" step {fields['step']}: "
                   f"{fields['model']}", flush=True)

@@ -10,9 +10,11 @@ forward kinematics of the default hand the 21 keypoints' positions, velocities a
 Per-branch condition dropout (whole / left / right independently, and all at once) trains the null
 path that classifier-free guidance needs. EMA weights are what ships. Resumable: the run folder
 holds ``train_state/`` (weights, EMA, optimizer, step, RNG states; safetensors + JSON) and
-``model/`` (EMA weights + config, what the pipeline loads). Fine-tuning (``--from``) starts from a
-saved model's weights and normalisation stats and keeps its config. A non-finite loss or gradient
-stops the run before the weights change; SIGTERM checkpoints and exits (how a run is paused).
+``model/`` (EMA weights + config, what the pipeline loads); starting over (``--no-resume``) first
+moves both to ``previous/<time>/``, so a later resume never meets the old run. Fine-tuning
+(``--from``) starts from a saved model's weights and normalisation stats and keeps its config. A
+non-finite loss or gradient stops the run before the weights change; SIGTERM checkpoints and exits
+(how a run is paused).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -352,6 +355,62 @@ def recover_interrupted_swap(folder: Path) -> None:
         os.replace(olds[-1], folder)
 
 
+PREVIOUS = "previous"  # RUN/previous/<time>/: what a start-over moved out of the run folder
+RUN_ENTRIES = ("train_state", "model")  # a run folder's own entries, the resumable state first
+
+
+def set_aside_run(folder: str | Path, names: tuple[str, ...] = RUN_ENTRIES) -> Path | None:
+    """Start over in ``folder``: move the old run's ``names`` (and their half-written or half-swapped
+    copies ``.NAME.*``) into ``folder/previous/<time>/``, so nothing of it can be resumed or shipped
+    as the new run's result, and nothing is deleted. -> that folder, or None when there was nothing.
+    The state moves first; a kill part-way leaves ``previous/.partial-*``, which the next run in
+    ``folder`` completes (``finish_set_aside``) before it reads anything."""
+    folder = Path(folder)
+    if not _run_entries(folder, names):
+        return None
+    (folder / PREVIOUS).mkdir(exist_ok=True)
+    return _complete_set_aside(folder, Path(tempfile.mkdtemp(prefix=".partial-", dir=folder / PREVIOUS)), names)
+
+
+def finish_set_aside(folder: str | Path, names: tuple[str, ...] = RUN_ENTRIES) -> Path | None:
+    """Complete a ``set_aside_run`` that was killed part-way (its start-over stands, whatever the
+    next run asks); -> where the old run went, or None when none was pending."""
+    parent, done = Path(folder) / PREVIOUS, None
+    for partial in sorted(parent.glob(".partial-*")) if parent.is_dir() else ():
+        done = _complete_set_aside(Path(folder), partial, names)
+    return done
+
+
+def _run_entries(folder: Path, names: tuple[str, ...]) -> list[Path]:
+    out = []
+    for name in names:
+        out += [folder / name] if (folder / name).exists() or (folder / name).is_symlink() else []
+        out += sorted(folder.glob(f".{name}.*"))
+    return out
+
+
+def _complete_set_aside(folder: Path, partial: Path, names: tuple[str, ...]) -> Path:
+    for entry in _run_entries(folder, names):
+        if (partial / entry.name).exists():
+            raise TrainingError(f"{entry} and {partial / entry.name} both exist (an interrupted start-over); "
+                                f"move one of them out of {folder}")
+        os.replace(entry, partial / entry.name)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    final, k = partial.parent / stamp, 2
+    while final.exists():
+        final, k = partial.parent / f"{stamp}-{k}", k + 1
+    os.replace(partial, final)
+    return final
+
+
+def saved_step(state_dir: str | Path) -> int | None:
+    """The step a ``save_train_state`` folder holds, or None when it holds none."""
+    try:
+        return int(json.loads((Path(state_dir) / "state.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def load_train_state(folder: Path, model, ema: EMA, opt, gen, rank: int = 0) -> int:
     """Restore a ``save_train_state`` folder into fresh objects; returns the step to continue from.
     ``gen``: the data generator, or {shard: generator} for the shards this process draws."""
@@ -488,6 +547,9 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
     point), and ``"paused": True`` on the last item when ``stop()`` turned true (checkpointed).
     Close the generator to stop without saving; resume later from the last checkpoint.
 
+    ``resume`` False starts over: an old run in ``out_dir`` (train_state/, model/) is first moved to
+    ``out_dir/previous/<time>/`` (``set_aside_run``), named by ``"previous_run"`` in the first item.
+
     ``init_from``: a model folder (``save_model``) to fine-tune: its weights and normalisation
     stats, its config (``model_cfg`` must be None or equal). ``model_cfg`` None = DenoiserConfig().
     Under torchrun (``distributed.init_from_env``) every process runs this; rank 0 writes."""
@@ -549,9 +611,13 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
     scheduler = DDIMScheduler(SchedulerConfig())
     step = 0
     state_dir = out_dir / "train_state"
+    previous = None
     if ctx.is_main:
         check_disk_space(out_dir, model)
+        finish_set_aside(out_dir)
         recover_interrupted_swap(state_dir)
+        if not resume:
+            previous = set_aside_run(out_dir)
     distributed.barrier()
     if resume and (state_dir / "state.json").is_file():
         step = load_train_state(state_dir, model, ema, opt, gens, rank=ctx.rank)
@@ -594,9 +660,11 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
             out["rank_digests"] = digests
         return out
 
+    first = {} if previous is None else {"previous_run": str(previous)}  # goes with the first item
     with torch_threads(cfg.threads if device.type == "cpu" else None):
         if val_set is not None and step == 0:
-            yield {"step": 0, "of": cfg.steps, "val": validate()}
+            yield {"step": 0, "of": cfg.steps, "val": validate(), **first}
+            first = {}
         t0, seen = time.perf_counter(), 0
         per_shard = cfg.batch // shards
         names = ("param", "joints", "vel", "acc", "tips", "total")
@@ -641,7 +709,8 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
             if paused:
                 item["paused"] = True
             if ctx.is_main:
-                yield item
+                yield {**item, **first}
+                first = {}
             if paused:
                 return
 
@@ -727,7 +796,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r = p.add_mutually_exclusive_group()
     r.add_argument("--resume", action="store_true", help="continue the run in --out (an error if it has no state); "
                                                          "without either flag a state there is continued")
-    r.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a state")
+    r.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a state; "
+                                                            "its train_state/ and model/ move to OUT/previous/<time>/")
     p.add_argument("--progress", default="text", choices=("text", "jsonl"),
                    help="text lines (default) or one JSON object per line on stdout (for the app's runner)")
 
@@ -759,6 +829,9 @@ class _Progress:
                   f"(x{fields['world_size']}); model {fields['model_config']}; train {fields['train_config']}"
                   + (f"; windows with a thumb contact {fields['contact_windows']}" if fields.get("contact_windows")
                      else ""), flush=True)
+            if fields.get("previous_run"):
+                print(f"started over: the previous run's train_state/ and model/ are in {fields['previous_run']}",
+                      flush=True)
         elif event == "done":
             print(("paused at" if fields.get("paused") else "done at") + f" step {fields['step']}: {fields['model']}",
                   flush=True)
@@ -834,22 +907,29 @@ def _run(args: argparse.Namespace, progress: _Progress, stop) -> int:
         meta["extra_data"] = [str(d) for d in args.extra_data]
     it = train_iter(dataset, args.out, model_cfg, cfg, resume=not args.no_resume, meta=meta,
                     init_from=args.init_from, val_dataset=val, stop=stop)
-    started, last = False, {"step": 0, "paused": False}
+
+    def emit_start(item: dict) -> None:
+        # after train_iter's start-over (if any): the runner's resume() relies on that order
+        progress.emit("start", device=item.get("device", str(device)), world_size=ctx.world_size,
+                      windows=len(dataset), frames=dataset.frames, model_config=shown_cfg,
+                      train_config=asdict(cfg), base_model=args.init_from, out=str(args.out),
+                      contact_windows=dataset.contact_counts, previous_run=item.get("previous_run"))
+    started, last = False, None
     for item in it:
         if not started:
             started = True
-            progress.emit("start", device=item.get("device", cfg.device), world_size=ctx.world_size,
-                          windows=len(dataset), frames=dataset.frames, model_config=shown_cfg,
-                          train_config=asdict(cfg), base_model=args.init_from, out=str(args.out),
-                          contact_windows=dataset.contact_counts)
+            emit_start(item)
         if "loss" in item:
-            progress.emit("step", **{k: v for k, v in item.items() if k not in ("val", "paused")})
+            progress.emit("step", **{k: v for k, v in item.items() if k not in ("val", "paused", "previous_run")})
         if "checkpoint" in item:
             progress.emit("checkpoint", step=item["step"], path=item["checkpoint"],
                           train_state=str(Path(args.out) / "train_state"))
         if "val" in item:
             progress.emit("val", step=item["step"], of=item["of"], val=item["val"])
         last = item
+    if last is None:  # continued a state that already has its steps: nothing to train
+        emit_start({})
+        last = {"step": saved_step(Path(args.out) / "train_state") or 0}
     progress.emit("done", step=last["step"], of=cfg.steps, paused=bool(last.get("paused")),
                   model=str(Path(args.out) / "model"))
     return 0

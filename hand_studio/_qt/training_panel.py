@@ -614,7 +614,7 @@ class QtTrainingPanel(QWidget):
             return self._fail(f"config file not found: {config}")
         base = self.base_combo.currentData() or {"path": None, "label": None}
         resume = True
-        if (out / "train_state").is_dir():
+        if runner.state_folder(kind, out).is_dir():
             answer = self.ask_existing_run(out)
             if answer == "cancel":
                 return False
@@ -665,7 +665,8 @@ class QtTrainingPanel(QWidget):
             self.run.resume()
         except (RuntimeError, OSError) as e:
             return self._fail(str(e))
-        self.message_label.setText("")
+        previous = self.run_info.get("previous_run")  # where a start-over put the old run stays in view
+        self.message_label.setText(f"The previous run's checkpoints and model are in {previous}" if previous else "")
         self.last_error = ""
         self.device_label.setText("starting…")
         self.progress.setFormat("resuming…")
@@ -701,6 +702,11 @@ class QtTrainingPanel(QWidget):
 
     def _on_start(self, ev: dict) -> None:
         self.start_event = ev
+        if ev.get("previous_run"):
+            self.run_info["previous_run"] = str(ev["previous_run"])
+            note = f"Started over; the previous run's checkpoints and model were moved to {ev['previous_run']}"
+            self.message_label.setText(note)
+            self.sig_message.emit(note)
         dev = ev.get("device", "?")
         ws = ev.get("world_size", 1)
         windows = ev.get("windows")
@@ -917,7 +923,8 @@ class QtTrainingPanel(QWidget):
         """'continue', 'restart' or 'cancel' when the output folder already holds a run."""
         box = QMessageBox(QMessageBox.Question, "A run is already there",
                           f"{out} holds a training run. Continue it from its last checkpoint, or start over "
-                          "(its checkpoints are replaced)?", QMessageBox.NoButton, self)
+                          "(its checkpoints and model are moved to a previous/ folder there, nothing is "
+                          "deleted)?", QMessageBox.NoButton, self)
         cont = box.addButton("Continue", QMessageBox.AcceptRole)
         restart = box.addButton("Start over", QMessageBox.DestructiveRole)
         box.addButton(QMessageBox.Cancel)
