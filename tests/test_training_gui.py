@@ -151,6 +151,8 @@ def test_import_review_save_finetune_evaluate_use(qtbot, tmp_path, monkeypatch):
     panel.resize(900, 1000)
     panel.show()
     qtbot.waitExposed(panel)
+    panel.source_edit.setText("~no_such_user_hs/mocap")  # one message, not pathlib's RuntimeError
+    assert panel.start_import() is False and "no such user's home folder" in panel.last_error
     panel.source_edit.setText(str(src))
     spin = panel.cleaning_spins["min_hand_intensity"]
     spin.lineEdit().selectAll()
@@ -308,6 +310,11 @@ def test_training_errors_are_shown(qtbot, tmp_path, monkeypatch):
         qtbot.waitUntil(lambda: not tp.running, timeout=10000)
         assert tp.last_error.startswith(want) and want in tp.message_label.text()
         assert tp.resume_button.isEnabled() and tp.start_button.isEnabled() and not tp.use_button.isEnabled()
+    for field in (tp.data_edit, tp.out_edit):  # an unknown ~user: one message (pathlib raises RuntimeError)
+        old = field.text()
+        field.setText("~no_such_user_hs/x")
+        assert tp.start() is False and "no such user's home folder" in tp.last_error
+        field.setText(old)
     tp.shutdown()
 
 

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QFormL
                                QHeaderView, QLabel, QLineEdit, QMessageBox, QPushButton, QSpinBox, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
+from engine.paths import user_path
 from engine.training import runner
 from hand_studio._qt.prompt_panel import QtProgressBar
 from hand_studio._qt.workers import GeneratorWorker
@@ -461,7 +462,7 @@ class QtTrainingPanel(QWidget):
 
     def add_base_folder(self, path: str | Path) -> None:
         """Add a model folder to the base list and choose it (what "Folder…" does)."""
-        path = str(Path(path).expanduser().absolute())
+        path = str(user_path(path).absolute())
         data = {"path": path, "label": path, "origin": "folder"}
         for i in range(self.base_combo.count()):
             if self.base_combo.itemData(i) == data:
@@ -602,15 +603,19 @@ class QtTrainingPanel(QWidget):
         data_text, out_text = self.data_edit.text().strip(), self.out_edit.text().strip()
         if not data_text:
             return self._fail("Choose the dataset folder to train on")
-        data = Path(data_text).expanduser()
+        try:
+            data = user_path(data_text)
+            out = user_path(out_text).absolute() if out_text else None
+            config = self.config_edit.text().strip() or None
+            config_path = user_path(config) if config is not None else None
+        except ValueError as e:
+            return self._fail(str(e))
         if not (data / "meta.json").is_file():
             return self._fail(f"{data} is not a dataset folder (no meta.json); save one from the dataset panel "
                               "or `hand-studio data import`")
         if not out_text:
             return self._fail("Choose the output (run) folder")
-        out = Path(out_text).expanduser().absolute()
-        config = self.config_edit.text().strip() or None
-        if config is not None and not Path(config).expanduser().is_file():
+        if config_path is not None and not config_path.is_file():
             return self._fail(f"config file not found: {config}")
         base = self.base_combo.currentData() or {"path": None, "label": None}
         resume = True
