@@ -158,6 +158,30 @@ class Registry:
         with self._locked() as doc:
             doc["active"].pop(kind, None)
 
+    def relocate(self, moves: dict) -> list[str]:
+        """Folders that moved (old -> new): entries whose path is one of them, or inside one, follow
+        it (a training run that starts over moves its old model aside; a model the user chose to use
+        keeps its weights rather than pointing at the new run's). -> the names that moved. Nothing
+        is written when no models.json exists."""
+        if not self.path.is_file():
+            return []
+        moves = {Path(o).absolute(): Path(n).absolute() for o, n in moves.items()}
+
+        def inside(p: Path) -> bool:
+            return any(p == old or old in p.parents for old in moves)
+        if not any(inside(Path(e["path"])) for e in self._read()["models"].values()):
+            return []  # the usual case: nothing to write
+        moved = []
+        with self._locked() as doc:
+            for name, e in doc["models"].items():
+                p = Path(e["path"])
+                for old, new in moves.items():
+                    if p == old or old in p.parents:
+                        e["path"] = str(new / p.relative_to(old))
+                        moved.append(name)
+                        break
+        return moved
+
     def remove(self, name: str) -> ModelEntry:
         """Forget ``name`` (its folder stays); if it was active, the shipped model is used again."""
         with self._locked() as doc:

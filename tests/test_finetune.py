@@ -234,6 +234,32 @@ def test_start_over_sets_the_old_run_aside(data, hands, tmp_path):
     assert td.set_aside_run(tmp_path / "empty") is None and not (tmp_path / "empty").exists()
 
 
+def test_start_over_takes_a_registered_model_along(data, hands, tmp_path, monkeypatch, capsys):
+    """A run's model registered with "Use this model", then the run started over: the entry follows
+    the old weights to previous/ (it would point at a missing folder, then at the new run's)."""
+    from engine.registry import Registry
+
+    monkeypatch.setenv("HAND_STUDIO_DATA", str(tmp_path / "user-data"))
+    out = tmp_path / "run"
+    list(td.train_iter(data[0], out, TINY, CFG, hands=hands))
+    reg = Registry()
+    reg.register("mine", "diffusion", out / "model")
+    reg.use("mine")
+    old = (out / "model" / "model.safetensors").read_bytes()
+    it = td.train_iter(data[0], out, TINY, replace(CFG, steps=8), resume=False, hands=hands)
+    previous = Path(next(it)["previous_run"])
+    it.close()
+    entry = reg.get("mine")
+    assert Path(entry.path) == (previous / "model").absolute() and reg.use("mine")
+    assert (Path(entry.path) / "model.safetensors").read_bytes() == old
+    list(td.train_iter(data[0], out, TINY, replace(CFG, steps=2), hands=hands))  # a run to set aside again
+    (tmp_path / "user-data" / "models.json").write_text("not json")  # unreadable: training still starts over
+    it = td.train_iter(data[0], out, TINY, replace(CFG, steps=2), resume=False, hands=hands)
+    assert "previous_run" in next(it)
+    it.close()
+    assert "registered models were not checked" in capsys.readouterr().err
+
+
 def test_interrupted_start_over_is_completed_first(data, hands, tmp_path):
     """A kill inside the set-aside (the state moved, the model not yet) leaves previous/.partial-*;
     the next run in the folder, even a plain resume, completes it before it reads anything."""

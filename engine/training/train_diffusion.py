@@ -400,7 +400,23 @@ def _complete_set_aside(folder: Path, partial: Path, names: tuple[str, ...]) -> 
     while final.exists():
         final, k = partial.parent / f"{stamp}-{k}", k + 1
     os.replace(partial, final)
+    _follow_registered({folder / name: final / name for name in names})
     return final
+
+
+def _follow_registered(moves: dict) -> list[str]:
+    """Registered models (engine.registry) inside what a start-over moved follow it to previous/:
+    "Use this model" on a run's model, then starting that run over, keeps the chosen weights. A
+    registry that cannot be read is left alone, with a warning (it does not stop the training)."""
+    from engine.registry import Registry, RegistryError
+    try:
+        names = Registry().relocate(moves)
+    except (RegistryError, OSError) as e:
+        print(f"warning: registered models were not checked after moving the old run: {e}", file=sys.stderr)
+        return []
+    if names:
+        print(f"registered model(s) {', '.join(sorted(names))} now point to the moved run", file=sys.stderr)
+    return names
 
 
 def saved_step(state_dir: str | Path) -> int | None:
