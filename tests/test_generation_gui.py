@@ -540,6 +540,36 @@ def test_inbetween_with_keys_on_a_60fps_take_keeps_them_exact(gen_studio, start_
     assert not gen[kept].any() and not gen[31].any() and gen[30].all()
 
 
+@pytest.mark.parametrize("fps", [60.0, 120.0])
+def test_inbetween_edges_on_a_high_rate_take(gen_studio, start_clip, fps):
+    """At 60 / 120 fps: a key on the interval's last frame, or a wrist pinned over it, once landed on
+    a model frame that was already kept (a "constraints conflict" from the engine); and the model
+    frame across each seam is kept at the take's value, so the take frames up to the first free one
+    are interpolated, never one 1/120 s jump (QA: seam speed 3.3x its neighbours at 120 fps)."""
+    from engine.export.rig import resample
+    from hand_studio.model.generation import GenerationOptions
+
+    src = resample(start_clip, fps)
+    T, step = src.num_frames, int(fps // 30)  # take frames per model frame
+    a, b = 2 * step + 2, T - 2 * step - 3  # the seams fall between model frames
+    doc = Document(src)
+    C.SetInterval(doc, (a, b)).do()
+    C.AddKeys(doc, frame=b).do()
+    plan = plan_generation(doc, GenerationOptions(prompt=Prompt("the hands open"), inbetween=True,
+                                                  pin_wrists=("right",), steps=2))
+    _, out, gen = run_plan(plan, gen_studio)
+    outside = np.r_[0:a, b + 1:T]
+    for k in ("transl", "global_orient", "hand_pose"):
+        assert np.array_equal(getattr(out, k)[outside], getattr(src, k)[outside])
+    assert np.array_equal(out.hand_pose[b], src.hand_pose[b])  # the key (the take's own pose there)
+    assert np.abs(out.joints[a:b + 1, 1, 0] - src.joints[a:b + 1, 1, 0]).max() < 1e-5  # pinned wrist
+    m0 = -(-a // step) * step  # the first model frame in the interval: kept, at the take's value
+    assert np.abs(out.hand_pose[m0] - src.hand_pose[m0]).max() < 1e-4
+    f1 = m0 + step  # the take frames to the next model frame are interpolated from there
+    u = np.arange(1, step)[:, None, None] / step
+    assert np.abs(out.transl[m0 + 1:f1] - ((1 - u) * out.transl[m0] + u * out.transl[f1])).max() < 1e-5
+
+
 def test_extend_limit_is_refused_when_planning(start_clip):
     """The model makes at most 1800 frames per generation, context included: planning says so in
     the user's frames, before the engine would refuse a count the user never typed."""

@@ -80,8 +80,8 @@ class GenerationPlan:
     kept_frames: np.ndarray | None = None  # (T,) bool: frames copied from the source (in-between)
     extend_from: int | None = None  # extend: source frames [0, extend_from) then the generated ones
     model_at: np.ndarray | None = None  # (N,) the result's fractional frame for each take frame made; None: same rate
-    # Resampled takes: hand -> (take frames, wrist positions (N, 3), model frames, model positions (M, 3))
-    # of each pinned wrist path, to put the wrist back on the pin exactly after resampling.
+    # Resampled takes: hand -> (take frames, wrist positions (N, 3)) of each pinned wrist path, put
+    # back exactly after resampling.
     pins: dict = field(default_factory=dict)
     close_pinches: bool = True
     split_hands: bool = True
@@ -120,9 +120,9 @@ class GenerationPlan:
                                         np.ones((clip.num_frames - ctx, len(TRACKS)), bool)])
             return out, generated
         arrays = {k: np.array(getattr(clip, k)) for k in PARAMS}
-        if self.model_at is not None:
-            self._pin_wrists(arrays["transl"])
         same_length = src.num_frames == clip.num_frames
+        betas = src.betas if same_length and (self.locked or self.kept_frames is not None) else clip.betas
+        self._pin_wrists(arrays["transl"], betas)
         regenerated = np.ones((clip.num_frames, len(TRACKS)), bool)
         keyed = np.zeros_like(regenerated)
         if same_length:
@@ -146,25 +146,21 @@ class GenerationPlan:
                 else:
                     arrays["transl"][f, h], arrays["global_orient"][f, h] = v[:3], v[3:]
                 keyed[f, TRACKS.index(t)] = True
-        betas = src.betas if same_length and (self.locked or self.kept_frames is not None) else clip.betas
         out = Clip(**arrays, betas=betas, fps=src.fps if same_length else clip.fps, prompt=clip.prompt)
         generated = np.where(regenerated, True, self.source_generated) if same_length else regenerated
         return out, generated & ~keyed  # a keyed cell is the animator's, not the generator's
 
 
-    def _pin_wrists(self, transl: np.ndarray) -> None:
-        """A resampled take's pinned wrists exactly on their pins. The wrist is translation plus the
-        hand's rest wrist, and translation is resampled linearly, so at a take frame between two
-        pinned model frames the wrist is off by exactly the pin minus the model path's linear
-        interpolation there: add that to the translation."""
-        for h, (fs, xyz, mfs, mxyz) in self.pins.items():
-            at = {int(m): p for m, p in zip(mfs, mxyz)}
-            for f, p in zip(fs, xyz):
-                x = float(self.model_at[f])
-                lo, hi = int(np.floor(x + 1e-9)), int(np.ceil(x - 1e-9))
-                if lo in at and hi in at:
-                    u = x - lo if hi > lo else 0.0
-                    transl[f, h] += p - ((1 - u) * at[lo] + u * at[hi])
+    def _pin_wrists(self, transl: np.ndarray, betas: np.ndarray) -> None:
+        """A resampled take's pinned wrists exactly on their paths: the wrist is the translation plus
+        the hand's rest wrist (the global rotation turns about it), so the translation at each pinned
+        frame is the pin minus that rest wrist - whatever the resampling did between model frames."""
+        if not self.pins:
+            return
+        z = np.zeros((1, 2, 3), np.float32)
+        rest = Clip(transl=z, global_orient=z, hand_pose=np.zeros((1, 2, 45), np.float32), betas=betas)
+        for h, (fs, xyz) in self.pins.items():
+            transl[fs, h] = (xyz - rest.joints[0, h, 0]).astype(transl.dtype)
 
 
 def key_clip(document: Document) -> Clip:
@@ -213,13 +209,16 @@ def _to_model(clip: Clip, at) -> Clip:
     return sample(clip, np.minimum(at, clip.num_frames - 1), MODEL_FPS)
 
 
-def _keys_at_model_rate(ref: Clip, mref: Clip, frames: list[int], h: int, r: float) -> tuple[Clip, list[int]]:
+def _keys_at_model_rate(ref: Clip, mref: Clip, frames: list[int], h: int, r: float,
+                        kept: set[int] = frozenset()) -> tuple[Clip, list[int]]:
     """Hand ``h``'s keys at take ``frames`` of ``ref`` -> (``mref`` with each key's pose on its nearest
     model frame, those frames); ``r``: model frames per take frame. Two keys on one model frame: the
     nearer guides it (``finish`` writes both exactly)."""
     near: dict[int, int] = {}
     for f in frames:
         m = int(np.floor(f * r + 0.5))
+        if m in kept:  # a kept model frame already holds the take there (``finish`` writes the key)
+            continue
         if m not in near or abs(f * r - m) < abs(near[m] * r - m):
             near[m] = f
     arrays = {k: np.array(getattr(mref, k)) for k in PARAMS}
@@ -229,23 +228,25 @@ def _keys_at_model_rate(ref: Clip, mref: Clip, frames: list[int], h: int, r: flo
     return mref.copy(**arrays), sorted(near)
 
 
-def _path_at_model_rate(frames: np.ndarray, xyz: np.ndarray, r: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """A wrist path at take ``frames`` (N,) -> (model frames, positions (M, 3)) among the first ``n``:
-    linear between consecutive path frames; a lone point on its nearest model frame."""
+def _path_at_model_rate(frames: np.ndarray, xyz: np.ndarray, r: float, n: int,
+                        kept: set[int] = frozenset()) -> tuple[np.ndarray, np.ndarray]:
+    """A wrist path at take ``frames`` (N,) -> (model frames, positions (M, 3)) among the first ``n``
+    but not ``kept`` (those hold the take already): linear between consecutive path frames; a lone
+    point on its nearest model frame."""
     at = {int(f): p for f, p in zip(frames, xyz)}
     out = {}
     for m in range(n):
         x = m / r
         lo, hi = int(np.floor(x + 1e-6)), int(np.ceil(x - 1e-6))
-        if lo in at and hi in at:
+        if m not in kept and lo in at and hi in at:
             u = min(max(x - lo, 0.0), 1.0)
             out[m] = (1 - u) * at[lo] + u * at[hi]
     for f, p in at.items():
         m = int(np.floor(f * r + 0.5))
-        if m < n:
+        if m < n and m not in kept:
             out.setdefault(m, p)
     ms = np.array(sorted(out), np.int64)
-    return ms, np.stack([out[m] for m in ms])
+    return ms, (np.stack([out[m] for m in ms]) if len(ms) else np.zeros((0, 3)))
 
 
 def plan_generation(document: Document, options: GenerationOptions) -> GenerationPlan:
@@ -315,9 +316,16 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
     pos = None if same else np.minimum(np.arange(_cover((T - 1) * r)) / r, T - 1)  # model frames, in take frames
     mref = ref if same else _to_model(ref, pos)  # what the model sees of the take
     model_kept = outside
-    if outside and not same:  # a model frame between two kept frames is kept
-        lo, hi = np.floor(pos + 1e-6).astype(int), np.ceil(pos - 1e-6).astype(int)
-        model_kept = np.flatnonzero(kept[lo] & kept[hi]).tolist()
+    if outside and not same:
+        # A model frame less than one model step (and one take frame) from a kept take frame is kept,
+        # at the take's value there: across a seam the model's motion then starts from the take's own
+        # and the take frames up to its first free frame are interpolated, not squeezed (keeping only
+        # the model frames between two kept take frames, a 120 fps take jumped in one 1/120 s step).
+        w = max(1.0 / r, 1.0)
+        lo = np.maximum(np.ceil(pos - w + 1e-6).astype(int), 0)
+        hi = np.minimum(np.floor(pos + w - 1e-6).astype(int), T - 1)
+        near = np.concatenate([[0], np.cumsum(kept)])  # kept take frames before each index
+        model_kept = np.flatnonzero(near[hi + 1] - near[lo] > 0).tolist()
     if model_kept:
         parts.append(EngineConstraints.keyframes(mref, model_kept))  # both hands, whole frames
     for h, hand in enumerate(HANDS):
@@ -336,7 +344,9 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
             if same:
                 parts.append(EngineConstraints.keyframes(ref, fs, hands=(hand,)))
             else:
-                parts.append(EngineConstraints.keyframes(*_keys_at_model_rate(ref, mref, fs, h, r), hands=(hand,)))
+                mref_h, mfs = _keys_at_model_rate(ref, mref, fs, h, r, set(model_kept))
+                if mfs:
+                    parts.append(EngineConstraints.keyframes(mref_h, mfs, hands=(hand,)))
     for h in locked:
         parts.append(EngineConstraints.lock_hand(src if same else _to_model(src, pos), HANDS[h]))
         what.append(f"{HANDS[h]} hand locked")
@@ -348,10 +358,10 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
         fs, xyz = pinned_wrist_path(document, hand)
         what.append(f"{hand} wrist pinned ({len(fs)} frames)")
         if not same:
-            mfs, mxyz = _path_at_model_rate(fs, xyz, r, n)
-            pin_fix[HANDS.index(hand)] = (np.asarray(fs), np.asarray(xyz, np.float64), mfs, mxyz)
-            fs, xyz = mfs, mxyz
-        parts.append(EngineConstraints.wrist_path(hand, xyz, frames=fs))
+            pin_fix[HANDS.index(hand)] = (np.asarray(fs), np.asarray(xyz, np.float64))
+            fs, xyz = _path_at_model_rate(fs, xyz, r, n, set(model_kept))
+        if len(fs):
+            parts.append(EngineConstraints.wrist_path(hand, xyz, frames=fs))
     constraints = None
     for p in parts:
         constraints = p if constraints is None else constraints & p
