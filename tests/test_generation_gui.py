@@ -570,6 +570,36 @@ def test_inbetween_edges_on_a_high_rate_take(gen_studio, start_clip, fps):
     assert np.abs(out.transl[m0 + 1:f1] - ((1 - u) * out.transl[m0] + u * out.transl[f1])).max() < 1e-5
 
 
+def test_clutch_plans_refuse_constraints_and_lengths_in_the_takes_frames(start_clip):
+    """With the clutch model chosen, the hint line already says it takes no constraints (it used to
+    describe a regenerate that the engine then refused), and lengths are in the take's frames at
+    its own rate (a 120 fps Duration of 20 was refused as "got 6")."""
+    from engine.export.rig import resample
+    from hand_studio.model.generation import GenerationError, GenerationOptions, caption_request
+
+    doc = Document(start_clip)
+    C.SetHandLocked(doc, "left").do()
+    C.AddKeys(doc, frame=5).do()
+    with pytest.raises(GenerationError, match=r"takes no constraints \(locked hands, keys \(Keep keys\)\)"):
+        plan_generation(doc, GenerationOptions(prompt=Prompt("wave"), model="clutch"))
+    with pytest.raises(GenerationError, match="extending the take"):
+        plan_generation(doc, GenerationOptions(prompt=Prompt("wave"), model="clutch", extend=True))
+    fast = Document(resample(start_clip, 120.0))
+    with pytest.raises(GenerationError, match="at least 29 frames at 120 fps"):
+        plan_generation(fast, GenerationOptions(prompt=Prompt("wave"), model="clutch", frames=20))
+    plan = plan_generation(fast, GenerationOptions(prompt=Prompt("wave"), model="clutch", frames=240))
+    assert plan.frames == 61  # 2 s at 30 fps, both ends included
+
+    class Studio:  # the clutch model's own limit, known once it is loaded
+        def pipeline(self, model):
+            return type("P", (), {"max_frames": 32})()
+    with pytest.raises(GenerationError, match=r"at most 125 frames at 120 fps \(1.1 s\)"):
+        plan.start(Studio())
+    C.SetInterval(fast, (10, 21)).do()  # 12 frames at 120 fps: 3 at 30
+    with pytest.raises(ValueError, match="too short to describe: 12 frames at 120 fps; at least 29"):
+        caption_request(fast)
+
+
 def test_extend_limit_is_refused_when_planning(start_clip):
     """The model makes at most 1800 frames per generation, context included: planning says so in
     the user's frames, before the engine would refuse a count the user never typed."""

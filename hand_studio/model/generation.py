@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.api import Constraints as EngineConstraints
+from engine.clutch.shift import DOWNSAMPLE
 from engine.diffusion.pipeline import MAX_FRAMES
 from engine.motion.clip import Clip, Prompt
 from hand_studio.model.document import Document
@@ -36,6 +37,7 @@ from hand_studio.model.tracks import HANDS, TRACK_HAND, TRACKS, check_hand, hand
 
 PARAMS = ("transl", "global_orient", "hand_pose")
 MODEL_FPS = 30.0  # the rate both generation models make (tensor_to_clip's) and CLUTCH captions
+CLUTCH_MIN_FRAMES = DOWNSAMPLE  # the clutch model's shortest motion: one token
 
 
 class GenerationError(ValueError):
@@ -91,6 +93,14 @@ class GenerationPlan:
         off the GUI thread). Guidance is not on ``Studio.generate_iter`` yet: when one is asked
         for, the studio's loaded pipeline takes it directly."""
         if self.model == "clutch":  # sampler steps, guidance and pinch closing are diffusion settings
+            most = studio.pipeline("clutch").max_frames
+            if self.frames > most:
+                r = MODEL_FPS / self.source.fps
+                take = int(np.floor((most - 1) / r + 1e-6)) + 1
+                raise GenerationError(f"the clutch model makes at most {take} frames"
+                                      + ("" if abs(r - 1) < 1e-9 else f" at {self.source.fps:g} fps")
+                                      + f" ({most / MODEL_FPS:.1f} s) per generation; use the diffusion model "
+                                      "for a longer take")
             return studio.generate_iter(self.prompt, frames=self.frames, seed=self.seed, model=self.model,
                                         constraints=self.constraints)
         pinch = {"close_pinches": self.close_pinches, "split_hands": self.split_hands}
@@ -268,6 +278,18 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
     limit = f"{MAX_FRAMES} frames" + ("" if same else f" at {MODEL_FPS:g} fps")
     rate = "" if same else f" ({fps:g} fps take; the model's {MODEL_FPS:g} fps motion resampled)"
 
+    if o.model == "clutch":  # text only: say so now, not after Generate
+        given = [name for name, on in (("extending the take", o.extend), ("in-between", o.inbetween),
+                                       ("locked hands", locked), ("pinned wrist paths", pins),
+                                       ("keys (Keep keys)", has_keys)) if on]
+        if given:
+            raise GenerationError(f"the clutch model takes no constraints ({', '.join(given)}): use the "
+                                  "diffusion model for them, or turn them off")
+        least = int(np.ceil((CLUTCH_MIN_FRAMES - 1) / r - 1e-6)) + 1
+        if frames < least:
+            raise GenerationError(f"the clutch model makes at least {least} frames{at_fps} (one motion token); "
+                                  f"got {frames}")
+
     if o.extend:
         clash = [name for name, on in (("in-between", o.inbetween), ("locked hands", locked),
                                        ("pinned wrist paths", pins)) if on]
@@ -389,6 +411,10 @@ def caption_request(document: Document) -> tuple[Clip, str]:
         what += f", frames {a}-{b}"
     if abs(clip.fps - CAPTION_FPS) > 1e-6:
         from engine.export.rig import resample
+        least = int(np.ceil((CLUTCH_MIN_FRAMES - 1) * clip.fps / CAPTION_FPS - 1e-6)) + 1
+        if clip.num_frames < least:  # in the take's frames, not the resampled clip's
+            raise ValueError(f"{what} is too short to describe: {clip.num_frames} frames at {clip.fps:g} fps; "
+                             f"at least {least} are needed")
         clip = resample(clip, CAPTION_FPS)
         what += f" (resampled to {CAPTION_FPS:g} fps)"
     return clip, what
