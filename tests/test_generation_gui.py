@@ -598,6 +598,20 @@ def test_clutch_plans_refuse_constraints_and_lengths_in_the_takes_frames(start_c
     C.SetInterval(fast, (10, 21)).do()  # 12 frames at 120 fps: 3 at 30
     with pytest.raises(ValueError, match="too short to describe: 12 frames at 120 fps; at least 29"):
         caption_request(fast)
+    from hand_studio.model.generation import describe_clip
+
+    class Captioner:  # a captioner that takes at most 16 frames at 30 fps
+        def pipeline(self, model):
+            return type("P", (), {"max_frames": 16})()
+
+        def caption(self, clip):
+            return f"{clip.num_frames} frames"
+    C.SetInterval(fast, (0, 99)).do()  # 100 frames at 120 fps: 25 at 30
+    clip, what = caption_request(fast)
+    with pytest.raises(ValueError, match=r"too long to describe: at most 61 frames at 120 fps \(0.5 s\)"):
+        describe_clip(Captioner(), clip, 120.0, what)
+    C.SetInterval(fast, (0, 40)).do()
+    assert describe_clip(Captioner(), caption_request(fast)[0], 120.0, "x") == "11 frames"
 
 
 def test_extend_limit_is_refused_when_planning(start_clip):

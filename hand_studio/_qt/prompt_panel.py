@@ -37,7 +37,8 @@ from hand_studio._vispy.hands_visual import _upload_positions as upload_position
 from hand_studio.model import commands as C
 from hand_studio.model.document import Document
 from hand_studio.model.events import Event
-from hand_studio.model.generation import GenerationError, GenerationOptions, caption_request, plan_generation
+from hand_studio.model.generation import (GenerationError, GenerationOptions, caption_request, describe_clip,
+                                          plan_generation)
 
 MAX_SEED = 2 ** 31 - 1
 DEFAULT_FRAMES = 60
@@ -683,9 +684,9 @@ class QtPromptPanel(QWidget):
             clip, what = caption_request(self.document)
         except ValueError as e:
             return self._caption_fail(str(e))
-        studio = self.studio
-        self.caption_worker = GeneratorWorker(lambda: single_call(studio.caption, clip, text=f"describing {what}…"),
-                                              parent=self)
+        studio, fps = self.studio, self.document.fps
+        self.caption_worker = GeneratorWorker(
+            lambda: single_call(describe_clip, studio, clip, fps, what, text=f"describing {what}…"), parent=self)
         self.caption_worker.sig_finished.connect(self._on_caption_finished)
         self.caption_worker.sig_errored.connect(self._on_caption_errored)
         self.caption_worker.sig_cancelled.connect(self._on_caption_cancelled)

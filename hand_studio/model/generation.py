@@ -420,5 +420,16 @@ def caption_request(document: Document) -> tuple[Clip, str]:
     return clip, what
 
 
-__all__ = ["caption_request", "GenerationOptions", "GenerationPlan", "GenerationError", "plan_generation", "key_clip",
+def describe_clip(studio, clip: Clip, take_fps: float, what: str) -> str:
+    """``studio.caption(clip)`` (``clip`` from ``caption_request``) with the captioner's length limit
+    said in the take's frames at its own rate; call it off the GUI thread (it loads the model)."""
+    most = studio.pipeline("clutch").max_frames
+    if clip.num_frames > most:
+        take = int(np.floor((most - 1) * take_fps / CAPTION_FPS + 1e-6)) + 1
+        raise ValueError(f"{what} is too long to describe: at most {take} frames at {take_fps:g} fps "
+                         f"({most / CAPTION_FPS:.1f} s); set a shorter interval")
+    return studio.caption(clip)
+
+
+__all__ = ["caption_request", "describe_clip", "GenerationOptions", "GenerationPlan", "GenerationError", "plan_generation", "key_clip",
            "pinned_wrist_path"]
