@@ -76,6 +76,13 @@ def _run_generate(args: argparse.Namespace) -> int:
     prompt = Prompt(args.text, args.left, args.right)
     pinches = []
     if args.model == "clutch":
+        hands = args.text.strip() != ""  # with TEXT given, --left/--right would be ignored
+        given = [o for o, on in (("--left", hands and args.left.strip()), ("--right", hands and args.right.strip()),
+                                 ("--no-close-pinches", not args.close_pinches),
+                                 ("--no-split-hands", not args.split_hands)) if on]
+        if given:
+            raise ValueError(f"--model clutch reads one text (TEXT, or --left/--right when TEXT is empty) and takes "
+                             f"no {', '.join(given)}; those are for the diffusion model")
         clip = studio.generate(prompt, frames=args.frames, seed=args.seed, model=args.model, steps=args.steps,
                                candidates=args.candidates)
     else:

@@ -133,6 +133,9 @@ def test_generate_gives_each_hand_its_own_action(tmp_path):
     (["", "--out", "x.npz"], "prompt"),
     (["wave", "--frames", "0", "--out", "x.npz"], "frames"),
     (["wave", "--steps", "0", "--out", "x.npz"], "steps"),
+    (["wave", "--left", "fist", "--model", "clutch", "--out", "x.npz"],
+     "--model clutch reads one text (TEXT, or --left/--right when TEXT is empty) and takes no --left"),
+    (["wave", "--no-split-hands", "--model", "clutch", "--out", "x.npz"], "takes no --no-split-hands"),
 ])
 def test_generate_bad_input_is_one_clear_error(tmp_path, args, needle):
     r = run("generate", *args[:-1], str(tmp_path / args[-1]))

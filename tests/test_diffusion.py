@@ -305,8 +305,14 @@ def test_bad_inputs(pipe):
         Constraints.inbetween(random_clip(2, 1), random_clip(2, 2))
     with pytest.raises(ValueError, match="context_frames"):
         Constraints.continue_from(clip, context_frames=40)
-    with pytest.raises(ValueError, match="too long"):
+    with pytest.raises(ValueError, match="too long: 62 tokens, at most 32 per .*-frame window: shorten it"):
         pipe.generate(" ".join(["wave"] * 60), frames=20)
+    W = pipe.model.config.frames
+    parts = " then ".join(["wave " * 10] * 3)  # three 'then' parts, each short enough for a window
+    need = W + 2 * (W - pipe.overlap)
+    with pytest.raises(ValueError, match=f"its 3 'then' parts need a take of at least {need} frames"):
+        pipe.generate(parts, frames=W)
+    pipe.generate(parts, frames=need, steps=1)  # one window each: fine
 
 
 # --- training, resume, checkpoints -----------------------------------------------------------

@@ -584,6 +584,10 @@ def test_clutch_plans_refuse_constraints_and_lengths_in_the_takes_frames(start_c
         plan_generation(doc, GenerationOptions(prompt=Prompt("wave"), model="clutch"))
     with pytest.raises(GenerationError, match="extending the take"):
         plan_generation(doc, GenerationOptions(prompt=Prompt("wave"), model="clutch", extend=True))
+    free = Document(start_clip)
+    with pytest.raises(GenerationError, match="the clutch model reads one text"):  # Left/Right were ignored
+        plan_generation(free, GenerationOptions(prompt=Prompt("wave", "the left hand makes a fist"), model="clutch"))
+    plan_generation(free, GenerationOptions(prompt=Prompt("", "the left hand makes a fist"), model="clutch"))
     fast = Document(resample(start_clip, 120.0))
     with pytest.raises(GenerationError, match="at least 29 frames at 120 fps"):
         plan_generation(fast, GenerationOptions(prompt=Prompt("wave"), model="clutch", frames=20))
@@ -612,6 +616,44 @@ def test_clutch_plans_refuse_constraints_and_lengths_in_the_takes_frames(start_c
         describe_clip(Captioner(), clip, 120.0, what)
     C.SetInterval(fast, (0, 40)).do()
     assert describe_clip(Captioner(), caption_request(fast)[0], 120.0, "x") == "11 frames"
+
+
+def test_preview_frames_line_up_with_the_take(start_clip):
+    """A preview at the playhead shows the same moment: an extension's context at the take's own
+    frames (the take itself before it), a resampled regenerate at the model's frame for that time."""
+    from engine.export.rig import resample
+    from hand_studio.model.generation import GenerationOptions
+
+    doc = Document(start_clip)  # 30 fps, T frames
+    plan = plan_generation(doc, GenerationOptions(prompt=Prompt("wave"), extend=True, context_frames=10, frames=60))
+    assert plan.preview_frame(T - 1, 70) == 9 and plan.preview_frame(T - 10, 70) == 0
+    assert plan.preview_frame(0, 70) is None  # before the context: the take as it is
+    fast = Document(resample(start_clip, 60.0))
+    n = fast.num_frames
+    plan = plan_generation(fast, GenerationOptions(prompt=Prompt("wave"), extend=True, context_frames=10, frames=20))
+    assert plan.preview_frame(n - 1, plan.frames) == plan.model_at[0] - 0.5  # the context's last model frame
+    plan = plan_generation(fast, GenerationOptions(prompt=Prompt("wave"), pin_wrists=("right",)))
+    assert [plan.preview_frame(f, plan.frames) for f in (0, 1, 2, 40)] == [0, 1, 1, 20]
+
+
+def test_menu_actions_while_generating_change_nothing(window, qtbot):
+    """A Generate-menu action refused because a generation runs leaves locks, options and the undo
+    stack as they were (it used to lock a hand and tick Extend before being refused); New during a
+    generation drops its result rather than adding it to the new document."""
+    from hand_studio.model.document import Document
+
+    p, doc = window.prompt_panel, window.document
+    p.steps_spin.setValue(500)
+    p.text_edit.setPlainText("wave")
+    assert p.generate()
+    depth = window.undo_stack.count()
+    assert window.regenerate_other("left") is False and window.extend_take() is False
+    assert window.inbetween() is False and window.pin_wrist_and_regenerate("right") is False
+    assert doc.locked_hands == frozenset() and not p.extend_check.isChecked()
+    assert window.undo_stack.count() == depth
+    window.new_project()  # discard (the fixture's answer): the running generation is for the old take
+    qtbot.waitUntil(lambda: not p.running, timeout=20000)
+    assert len(window.document.takes) == 1 and window.undo_stack.count() == 0 and not window.dirty
 
 
 def test_extend_limit_is_refused_when_planning(start_clip):

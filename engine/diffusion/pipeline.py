@@ -211,6 +211,19 @@ class DiffusionPipeline:
         mask = mask.reshape(B, 3, -1).to(self.device)
         return self.model.encode_condition(tokens, mask)
 
+    def _long_text_advice(self, text: str, windows: int) -> str:
+        """What to do about a text over the token limit: each window of a take reads its own share of
+        the text's 'then' parts, so either the take is too short to give each part a window, or a
+        part itself is too long."""
+        parts = len(split_segments(text))
+        W, stride = self.model.config.frames, self.model.config.frames - self.overlap
+        if parts > windows:
+            need = W + (parts - 1) * stride
+            return (f" per {W}-frame window; its {parts} 'then' parts need a take of at least {need} frames "
+                    f"({need / 30:.1f} s at 30 fps) to get one window each, or shorten it")
+        return (f" per {W}-frame window: shorten it, or split it with 'then' into shorter parts over a "
+                "longer take (each window reads its own part)")
+
     def encode_split(self, prompt: Prompt) -> tuple[torch.Tensor, torch.Tensor]:
         """Split-by-hand sampling's conditions (``hand_texts.hand_prompts``), encoded once: memory
         (2, 3, M, D) and mask, the left hand's row first. A joined whole text over the encoder's
@@ -327,7 +340,10 @@ class DiffusionPipeline:
         for p in prompts:
             for k in BRANCHES:
                 if getattr(p, k):
-                    self.text_encoder.check_text(getattr(p, k), f"prompt.{k}")
+                    try:
+                        self.text_encoder.check_text(getattr(p, k), f"prompt.{k}")
+                    except ValueError as e:
+                        raise ValueError(f"{e}{self._long_text_advice(getattr(prompt, k), len(starts))}") from None
         if self.hand_texts:  # per window, so "left waves, then right claps" gives each window its hands
             prompts = [self._with_hand_texts(p) for p in prompts]
         return self._steps(prompt, prompts, starts, int(frames), int(seed), keep_all, target_all, betas,

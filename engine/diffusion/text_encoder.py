@@ -90,8 +90,7 @@ class TextEncoder:
             raise ValueError(f"{field} must be a string; got {type(text).__name__}")
         n = len(self.tokenizer(text)["input_ids"])
         if n > MAX_TOKENS:
-            raise ValueError(f"{field} is too long: {n} tokens, at most {MAX_TOKENS} "
-                             f"(split it with 'then' for a longer take)")
+            raise ValueError(f"{field} is too long: {n} tokens, at most {MAX_TOKENS}")
 
     @property
     def device(self) -> torch.device:

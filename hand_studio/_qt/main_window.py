@@ -586,14 +586,25 @@ class MainWindow(QMainWindow):
         return act
 
     # --- generation (the prompt panel runs it; these set its options first) ----------------
+    def _generating(self) -> bool:
+        """A generation runs: a Generate-menu action is refused before it changes any option or lock."""
+        if self.prompt_panel.running:
+            self.prompt_panel.sig_message.emit("A generation is already running (Cancel it first)")
+            return True
+        return False
+
     def inbetween(self) -> bool:
         """Regenerate the selected interval; keys and the rest of the take stay exact."""
+        if self._generating():
+            return False
         self.prompt_panel.inbetween_check.setChecked(True)
         self.prompt_panel.extend_check.setChecked(False)
         return self.prompt_panel.generate()
 
     def regenerate_other(self, keep: str) -> bool:
         """Lock ``keep`` (unlocking the other hand) and regenerate the other hand."""
+        if self._generating():
+            return False
         other = "right" if keep == "left" else "left"
         if other in self.document.locked_hands:
             self.set_hand_locked(other, False)
@@ -605,11 +616,15 @@ class MainWindow(QMainWindow):
 
     def pin_wrist_and_regenerate(self, hand: str) -> bool:
         """Pin ``hand``'s wrist to the current take (over the interval) and its pinned points."""
+        if self._generating():
+            return False
         self.prompt_panel.pin_checks[hand].setChecked(True)
         self.prompt_panel.extend_check.setChecked(False)
         return self.prompt_panel.generate()
 
     def extend_take(self) -> bool:
+        if self._generating():
+            return False
         self.prompt_panel.extend_check.setChecked(True)
         self.prompt_panel.inbetween_check.setChecked(False)
         for c in self.prompt_panel.pin_checks.values():
@@ -1021,6 +1036,7 @@ class MainWindow(QMainWindow):
         autosave is written again at once under this window's autosave name, so the recovered
         changes stay on disk until they are saved (a second crash before the next autosave tick
         offers them again rather than losing them)."""
+        self.prompt_panel.document_replaced()  # a running generation or caption is for the old one
         self.autosaver.discard()
         self.document.adopt(doc)
         self.undo_stack.clear()

@@ -74,6 +74,8 @@ class PreviewHands:
         self.hands = hands
         self.clip: Clip | None = None
         self.shown = 0  # previews drawn since the last end()
+        # take frame -> the preview clip's frame at the same moment (None: the take's own pose there)
+        self.frame_map = lambda f, n: min(f, n - 1)
 
     @property
     def active(self) -> bool:
@@ -87,7 +89,7 @@ class PreviewHands:
         if self.clip is None:
             self.document.events.frame.connect(self._on_frame_change)  # after the visual's own listener
         self.clip = clip
-        self._upload(self._pose(clip, min(self.document.frame, clip.num_frames - 1)))
+        self._upload(self._at_playhead())
         self.shown += 1
         return self.on_screen()
 
@@ -116,9 +118,15 @@ class PreviewHands:
         for h, mesh in enumerate(vis.meshes):
             upload_positions(mesh, verts[h], vis.faces[h])
 
+    def _at_playhead(self) -> list[np.ndarray]:
+        frame = self.frame_map(self.document.frame, self.clip.num_frames)
+        if frame is None:
+            return self._pose(self.document.clip, self.document.frame)
+        return self._pose(self.clip, frame)
+
     def _on_frame_change(self, event: Event | None = None) -> None:
         if self.clip is not None:
-            self._upload(self._pose(self.clip, min(self.document.frame, self.clip.num_frames - 1)))
+            self._upload(self._at_playhead())
 
     def end(self) -> None:
         """Back to the document's pose at the playhead."""
@@ -223,6 +231,8 @@ class QtPromptPanel(QWidget):
         self.plan = None
         self._closed = False
         self._writing_prompt = False
+        self._epoch = 0  # bumped when the window shows another document (New, Open, Recover)
+        self._run_epoch = self._caption_epoch = 0  # the document a generation / caption was for
         self.last_error = ""
         self.started_at = 0.0
         self._build()
@@ -575,6 +585,9 @@ class QtPromptPanel(QWidget):
         except (GenerationError, ValueError, TypeError) as e:
             return self._fail(str(e))
         self.plan = plan
+        self._run_epoch = self._epoch
+        if self.preview is not None:
+            self.preview.frame_map = plan.preview_frame
         self.document.generation = {"model": plan.model, "seed": plan.seed, "steps": plan.steps,
                                     "guidance": plan.guidance, "frames": self.frames_spin.value()}
         studio = self.studio
@@ -592,6 +605,14 @@ class QtPromptPanel(QWidget):
         self.sig_message.emit(plan.description)
         self.sig_generation_started.emit(plan.description)
         return True
+
+    def document_replaced(self) -> None:
+        """The window shows another document (New, Open, Recover): a running generation or caption
+        is cancelled, and a result that still arrives is dropped, never added to the new document."""
+        self._epoch += 1
+        self.cancel()
+        if self.captioning:
+            self.caption_worker.cancel()
 
     def cancel(self) -> bool:
         """Stop the running generation at its next step; no take is added."""
@@ -633,6 +654,9 @@ class QtPromptPanel(QWidget):
         if self._closed:
             return
         self._finish_ui("done")
+        if self._run_epoch != self._epoch:
+            self.sig_message.emit("The generation for the previous document was dropped")
+            return
         try:
             clip, generated = self.plan.finish(item["clip"])
             name = self.document.unique_take_name()
@@ -685,6 +709,7 @@ class QtPromptPanel(QWidget):
         except ValueError as e:
             return self._caption_fail(str(e))
         studio, fps = self.studio, self.document.fps
+        self._caption_epoch = self._epoch
         self.caption_worker = GeneratorWorker(
             lambda: single_call(describe_clip, studio, clip, fps, what, text=f"describing {what}…"), parent=self)
         self.caption_worker.sig_finished.connect(self._on_caption_finished)
@@ -705,6 +730,9 @@ class QtPromptPanel(QWidget):
         if self._closed:
             return
         self._end_caption()
+        if self._caption_epoch != self._epoch:
+            self.sig_message.emit("The description of the previous document's take was dropped")
+            return
         text = str(item["result"]).strip()
         cursor = self.text_edit.textCursor()  # one edit in the field's own undo history
         cursor.beginEditBlock()

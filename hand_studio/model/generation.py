@@ -110,6 +110,25 @@ class GenerationPlan:
         return studio.pipeline(self.model).generate_iter(self.prompt, self.frames, self.seed, self.constraints,
                                                          self.steps, guidance=self.guidance, **pinch)
 
+    def preview_frame(self, frame: int, n: int) -> int | None:
+        """The frame of a preview (the engine's clip so far, ``n`` model frames) at take ``frame``:
+        the same moment, at the model's rate; None where the take is shown as it is (before an
+        extension's context)."""
+        if self.extend_from is not None:
+            T = self.source.num_frames
+            if frame < self.extend_from:
+                return None
+            if self.model_at is None:
+                i = frame - self.extend_from
+            else:  # the context's last model frame sits on the take's last frame
+                r = MODEL_FPS / self.source.fps
+                i = int(np.floor(self.model_at[0] - r - (T - 1 - frame) * r + 0.5))
+        elif self.model_at is None:
+            i = frame
+        else:
+            i = int(np.floor(self.model_at[min(frame, len(self.model_at) - 1)] + 0.5))
+        return min(max(i, 0), n - 1)
+
     def finish(self, clip: Clip) -> tuple[Clip, np.ndarray]:
         """Engine result -> (the new take's clip, its generated mask (T, 4))."""
         if not isinstance(clip, Clip):
@@ -285,6 +304,10 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
         if given:
             raise GenerationError(f"the clutch model takes no constraints ({', '.join(given)}): use the "
                                   "diffusion model for them, or turn them off")
+        p = o.prompt
+        if p.text.strip() and (p.left.strip() or p.right.strip()):
+            raise GenerationError("the clutch model reads one text: the prompt (Left/Right only when it is "
+                                  "empty); clear Left and Right, or use the diffusion model for them")
         least = int(np.ceil((CLUTCH_MIN_FRAMES - 1) / r - 1e-6)) + 1
         if frames < least:
             raise GenerationError(f"the clutch model makes at least {least} frames{at_fps} (one motion token); "
