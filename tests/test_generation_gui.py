@@ -263,12 +263,18 @@ def test_bad_combination_and_engine_errors_show_a_message(window, qtbot):
     assert box is not None and box.isVisible() and "turn off locked hands" in box.text()
     box.accept()
     window.lock_actions["left"].trigger()
-    p.text_edit.setPlainText("   ")
+    p.text_edit.setPlainText("   ")  # refused at once, and the hint line says so before Generate
+    assert p.constraint_hint.text() == "Cannot generate: the prompt is empty: type what the hands should do (or fill Left / Right)"
+    assert p.generate() is False and not p.running
+    assert any(b.isVisible() and "the prompt is empty" in b.text() for b in window.findChildren(QMessageBox))
+    p.right_edit.setText("the right hand waves")  # a hand's own text is a prompt too
+    assert not p.constraint_hint.text().startswith("Cannot") and p.constraint_hint.text() == p.describe()
+    p.right_edit.setText("")
+    p.text_edit.setPlainText(" ".join(["wave"] * 60))
     with qtbot.waitSignal(p.sig_generation_failed, timeout=10000) as blocker:
         p.generate()  # the engine refuses on the worker thread; its message is shown verbatim
-    assert blocker.args[0].startswith("prompt is empty")
-    qtbot.waitUntil(lambda: any(b.isVisible() and "prompt is empty" in b.text()
-                                for b in window.findChildren(QMessageBox)))
+    assert blocker.args[0].startswith("prompt.text is too long: 62 tokens")
+    qtbot.waitUntil(lambda: any(b.isVisible() and "too long" in b.text() for b in window.findChildren(QMessageBox)))
     assert len(doc.takes) == 1 and not p.running
 
 

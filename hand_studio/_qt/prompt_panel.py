@@ -41,6 +41,7 @@ from hand_studio.model.generation import (GenerationError, GenerationOptions, ca
                                           plan_generation)
 
 MAX_SEED = 2 ** 31 - 1
+EMPTY_PROMPT = "the prompt is empty: type what the hands should do (or fill Left / Right)"
 DEFAULT_FRAMES = 60
 # The generator worker pauses after each preview it delivers until the viewport has drawn it
 # (the window's frameSwapped), at most this long: the draw's GL composition runs on threads the
@@ -264,6 +265,8 @@ class QtPromptPanel(QWidget):
             w.textChanged.connect(self._write_prompt)
         self.text_edit.textChanged.connect(self._write_prompt)
         self.text_edit.textChanged.connect(self._update_hand_placeholders)
+        for w in (self.text_edit, self.left_edit, self.right_edit):  # "the prompt is empty" comes and goes
+            w.textChanged.connect(self._update_hint)
 
         self.describe_button = QToolButton(self)
         self.describe_button.setObjectName("describe_button")
@@ -536,9 +539,14 @@ class QtPromptPanel(QWidget):
     def describe(self) -> str:
         """What Generate would do now, in one line (or why it cannot)."""
         try:
-            return plan_generation(self.document, self.options()).description
+            description = plan_generation(self.document, self.options()).description
         except (GenerationError, ValueError) as e:
             return f"Cannot generate: {e}"
+        return f"Cannot generate: {EMPTY_PROMPT}" if self._prompt_empty() else description
+
+    def _prompt_empty(self) -> bool:
+        p = self.current_prompt()
+        return not any(t.strip() for t in (p.text, p.left, p.right))
 
     # --- widgets -> model -----------------------------------------------------------------
     def _write_prompt(self) -> None:
@@ -584,6 +592,8 @@ class QtPromptPanel(QWidget):
             plan = plan_generation(self.document, self.options(**overrides))
         except (GenerationError, ValueError, TypeError) as e:
             return self._fail(str(e))
+        if not any(t.strip() for t in (plan.prompt.text, plan.prompt.left, plan.prompt.right)):
+            return self._fail(EMPTY_PROMPT)  # said now, not after the model has loaded
         self.plan = plan
         self._run_epoch = self._epoch
         if self.preview is not None:
