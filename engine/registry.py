@@ -167,19 +167,18 @@ class Registry:
             return []
         moves = {Path(o).absolute(): Path(n).absolute() for o, n in moves.items()}
 
-        def inside(p: Path) -> bool:
-            return any(p == old or old in p.parents for old in moves)
-        if not any(inside(Path(e["path"])) for e in self._read()["models"].values()):
+        def moved_to(path: str) -> Path | None:
+            p = Path(path)
+            return next((new / p.relative_to(old) for old, new in moves.items() if p == old or old in p.parents), None)
+        if not any(moved_to(e["path"]) for e in self._read()["models"].values()):
             return []  # the usual case: nothing to write
         moved = []
         with self._locked() as doc:
             for name, e in doc["models"].items():
-                p = Path(e["path"])
-                for old, new in moves.items():
-                    if p == old or old in p.parents:
-                        e["path"] = str(new / p.relative_to(old))
-                        moved.append(name)
-                        break
+                new = moved_to(e["path"])
+                if new is not None:
+                    e["path"] = str(new)
+                    moved.append(name)
         return moved
 
     def remove(self, name: str) -> ModelEntry:

@@ -49,6 +49,11 @@ DEFAULT_FRAMES = 60
 PREVIEW_HOLD_MS = 60.0
 
 
+def blank(prompt: Prompt) -> bool:
+    """Nothing in the prompt but spaces: no field says what the hands should do."""
+    return not any(t.strip() for t in (prompt.text, prompt.left, prompt.right))
+
+
 def no_model_message() -> str:
     """What to do when no generation model is installed (shown instead of a working button)."""
     return ("No generation model is installed, so Generate is off. Train one with "
@@ -265,8 +270,6 @@ class QtPromptPanel(QWidget):
             w.textChanged.connect(self._write_prompt)
         self.text_edit.textChanged.connect(self._write_prompt)
         self.text_edit.textChanged.connect(self._update_hand_placeholders)
-        for w in (self.text_edit, self.left_edit, self.right_edit):  # "the prompt is empty" comes and goes
-            w.textChanged.connect(self._update_hint)
 
         self.describe_button = QToolButton(self)
         self.describe_button.setObjectName("describe_button")
@@ -299,7 +302,6 @@ class QtPromptPanel(QWidget):
         self.frames_spin.setToolTip("Length of a new take; with Extend, the frames added")
         self.seconds_label = QLabel(self)
         self.frames_spin.valueChanged.connect(self._update_seconds)
-        self.frames_spin.valueChanged.connect(self._update_hint)  # the extend limit depends on it
         frames_row = QHBoxLayout()
         frames_row.addWidget(self.frames_spin, 1)
         frames_row.addWidget(self.seconds_label)
@@ -371,11 +373,16 @@ class QtPromptPanel(QWidget):
         self.context_wanted = 10
         self._clamping_context = False
         self.context_spin.valueChanged.connect(self._remember_context)
-        self.context_spin.valueChanged.connect(self._update_hint)
         self.constraint_hint = QLabel(self)
         self.constraint_hint.setObjectName("constraint_hint")
         self.constraint_hint.setWordWrap(True)
         self.constraint_hint.setStyleSheet("color: #a0a4ab")
+        # the hint follows the prompt ("the prompt is empty" comes and goes), Duration and the context
+        # (the extend limit depends on them)
+        for w in (self.text_edit, self.left_edit, self.right_edit):
+            w.textChanged.connect(self._update_hint)
+        for spin in (self.frames_spin, self.context_spin):
+            spin.valueChanged.connect(self._update_hint)
         for w in (self.inbetween_check, self.extend_check, self.keep_keys_check, *self.pin_checks.values()):
             w.toggled.connect(self._on_constraints_change)
 
@@ -533,8 +540,7 @@ class QtPromptPanel(QWidget):
         self._clamp_context(self.document.num_frames)
 
     def _update_hint(self, *args) -> None:
-        if hasattr(self, "constraint_hint"):  # built after the spin boxes
-            self.constraint_hint.setText(self.describe())
+        self.constraint_hint.setText(self.describe())
 
     def describe(self) -> str:
         """What Generate would do now, in one line (or why it cannot)."""
@@ -542,11 +548,7 @@ class QtPromptPanel(QWidget):
             description = plan_generation(self.document, self.options()).description
         except (GenerationError, ValueError) as e:
             return f"Cannot generate: {e}"
-        return f"Cannot generate: {EMPTY_PROMPT}" if self._prompt_empty() else description
-
-    def _prompt_empty(self) -> bool:
-        p = self.current_prompt()
-        return not any(t.strip() for t in (p.text, p.left, p.right))
+        return f"Cannot generate: {EMPTY_PROMPT}" if blank(self.current_prompt()) else description
 
     # --- widgets -> model -----------------------------------------------------------------
     def _write_prompt(self) -> None:
@@ -592,7 +594,7 @@ class QtPromptPanel(QWidget):
             plan = plan_generation(self.document, self.options(**overrides))
         except (GenerationError, ValueError, TypeError) as e:
             return self._fail(str(e))
-        if not any(t.strip() for t in (plan.prompt.text, plan.prompt.left, plan.prompt.right)):
+        if blank(plan.prompt):
             return self._fail(EMPTY_PROMPT)  # said now, not after the model has loaded
         self.plan = plan
         self._run_epoch = self._epoch

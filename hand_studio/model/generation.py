@@ -96,8 +96,7 @@ class GenerationPlan:
             most = studio.pipeline("clutch").max_frames
             if self.frames > most:
                 r = MODEL_FPS / self.source.fps
-                take = int(np.floor((most - 1) / r + 1e-6)) + 1
-                raise GenerationError(f"the clutch model makes at most {take} frames"
+                raise GenerationError(f"the clutch model makes at most {_take_frames(most, r)} frames"
                                       + ("" if abs(r - 1) < 1e-9 else f" at {self.source.fps:g} fps")
                                       + f" ({most / MODEL_FPS:.1f} s) per generation; use the diffusion model "
                                       "for a longer take")
@@ -179,7 +178,6 @@ class GenerationPlan:
         generated = np.where(regenerated, True, self.source_generated) if same_length else regenerated
         return out, generated & ~keyed  # a keyed cell is the animator's, not the generator's
 
-
     def _pin_wrists(self, transl: np.ndarray, betas: np.ndarray) -> None:
         """A resampled take's pinned wrists exactly on their paths: the wrist is the translation plus
         the hand's rest wrist (the global rotation turns about it), so the translation at each pinned
@@ -229,6 +227,16 @@ def _int(value, name: str, lo: int, hi: int) -> int:
 def _cover(span: float) -> int:
     """Model frames 0..ceil(span): enough to reach model-frame position ``span`` (float-safe)."""
     return int(np.ceil(span - 1e-6)) + 1
+
+
+def _take_frames(model_frames: int, r: float) -> int:
+    """The most take frames that ``model_frames`` model frames span (``r``: model frames per take frame)."""
+    return int(np.floor((model_frames - 1) / r + 1e-6)) + 1
+
+
+def _least_take_frames(model_frames: int, r: float) -> int:
+    """The fewest take frames whose span needs ``model_frames`` model frames."""
+    return int(np.ceil((model_frames - 1) / r - 1e-6)) + 1
 
 
 def _to_model(clip: Clip, at) -> Clip:
@@ -308,7 +316,7 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
         if p.text.strip() and (p.left.strip() or p.right.strip()):
             raise GenerationError("the clutch model reads one text: the prompt (Left/Right only when it is "
                                   "empty); clear Left and Right, or use the diffusion model for them")
-        least = int(np.ceil((CLUTCH_MIN_FRAMES - 1) / r - 1e-6)) + 1
+        least = _least_take_frames(CLUTCH_MIN_FRAMES, r)
         if frames < least:
             raise GenerationError(f"the clutch model makes at least {least} frames{at_fps} (one motion token); "
                                   f"got {frames}")
@@ -341,7 +349,7 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
         frames = T  # the same frames, regenerated
     n = _cover((frames - 1) * r)  # the model's frames
     if n > MAX_FRAMES:
-        most = int(np.floor((MAX_FRAMES - 1 + 1e-6) / r)) + 1
+        most = _take_frames(MAX_FRAMES, r)
         if regenerate:
             raise GenerationError(f"the take has {T} frames{at_fps}, too many to regenerate at once: the model makes "
                                   f"at most {limit} per generation" + ("" if same else f" ({most} at {fps:g} fps)"))
@@ -434,7 +442,7 @@ def caption_request(document: Document) -> tuple[Clip, str]:
         what += f", frames {a}-{b}"
     if abs(clip.fps - CAPTION_FPS) > 1e-6:
         from engine.export.rig import resample
-        least = int(np.ceil((CLUTCH_MIN_FRAMES - 1) * clip.fps / CAPTION_FPS - 1e-6)) + 1
+        least = _least_take_frames(CLUTCH_MIN_FRAMES, CAPTION_FPS / clip.fps)
         if clip.num_frames < least:  # in the take's frames, not the resampled clip's
             raise ValueError(f"{what} is too short to describe: {clip.num_frames} frames at {clip.fps:g} fps; "
                              f"at least {least} are needed")
@@ -448,7 +456,7 @@ def describe_clip(studio, clip: Clip, take_fps: float, what: str) -> str:
     said in the take's frames at its own rate; call it off the GUI thread (it loads the model)."""
     most = studio.pipeline("clutch").max_frames
     if clip.num_frames > most:
-        take = int(np.floor((most - 1) * take_fps / CAPTION_FPS + 1e-6)) + 1
+        take = _take_frames(most, CAPTION_FPS / take_fps)
         raise ValueError(f"{what} is too long to describe: at most {take} frames at {take_fps:g} fps "
                          f"({most / CAPTION_FPS:.1f} s); set a shorter interval")
     return studio.caption(clip)
