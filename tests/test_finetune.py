@@ -150,9 +150,14 @@ def test_kill_pause_resume_same_weights(corpus_dir, hands, tmp_path):
     killed_at = max(e["step"] for e in seen if e["event"] == "step")
     assert killed_at < steps, "the run finished before it was killed; raise steps"
 
+    # the last checkpoint: 20 or later, and at most one step past the last step event read (a SIGKILL
+    # can land between writing a checkpoint and reporting its step)
+    td.recover_interrupted_swap(out / "train_state")  # what the resumed run does first (a kill mid-swap)
+    saved = td.saved_step(out / "train_state")
+    assert saved is not None and 20 <= saved <= killed_at + 1
     run.resume()
     seen = _events_until(run, lambda e: e["event"] == "step")
-    assert seen[-1]["step"] in range(21, killed_at + 2)  # continued from the last checkpoint (20 or later)
+    assert seen[-1]["step"] == saved + 1  # continued from the last checkpoint
     run.pause()  # SIGTERM
     seen += _events_until(run, lambda e: e["event"] == "exit")
     done = next(e for e in seen if e["event"] == "done")
