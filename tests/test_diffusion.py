@@ -4,6 +4,7 @@ Tiny configs and few steps; the real text encoder (offline, sha-checked) is load
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -512,6 +513,30 @@ def test_checkpoint_round_trip(tmp_path):
         load_model(tmp_path / "ck")
     with pytest.raises(CheckpointError, match="not found"):
         load_model(tmp_path / "nowhere")
+
+
+def test_skip_path_carries_the_noisy_input_and_old_configs_have_none(tmp_path):
+    """The skip path adds (1 + gate(t)) * W patch(x_t) to the prediction: zero when new (a fine-tune
+    that adds it starts from the base's output), able to pass x_t through exactly (the detail the
+    396 -> 256 patch embedding loses). A checkpoint saved before the field existed has none; a new config has it."""
+    with_skip = random_model(replace(TINY, skip=True))
+    without = Denoiser(replace(TINY, skip=False))
+    without.load_state_dict({k: v for k, v in with_skip.state_dict().items() if not k.startswith("skip_")})
+    x = torch.randn(2, 20, 2, 99)
+    t = torch.tensor([0, 500])
+    mem = with_skip.encode_condition(torch.randn(2, 3, 4, 384), torch.ones(2, 3, 4, dtype=torch.bool))
+    with torch.no_grad():
+        assert torch.equal(with_skip(x, t, *mem), without(x, t, *mem))
+        with_skip.motion_out.weight.zero_()
+        with_skip.skip_out.weight.copy_(torch.eye(396))
+        assert torch.allclose(with_skip(x, t, *mem), x, atol=1e-6)
+        with_skip.skip_gate.bias.fill_(-0.5)  # the gate scales the path per channel
+        assert torch.allclose(with_skip(x, t, *mem), 0.5 * x, atol=1e-6)
+    old = {k: v for k, v in TINY.to_dict().items() if k != "skip"}
+    assert DenoiserConfig.from_saved(old).skip is False and DenoiserConfig.from_dict(old).skip is True
+    save_model(tmp_path / "old", without)
+    loaded, _ = load_model(tmp_path / "old")
+    assert loaded.config.skip is False and not hasattr(loaded, "skip_out")
 
 
 # --- text encoder ----------------------------------------------------------------------------

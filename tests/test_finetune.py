@@ -347,3 +347,31 @@ def test_start_over_cancel_resume_as_processes(corpus_dir, hands, tmp_path):
     assert all(torch.equal(kept[k], old[k]) for k in old)
     new = load_tensors(out / "model" / "model.safetensors")
     assert not all(torch.equal(new[k], old[k]) for k in old)
+
+
+def test_add_skip_starts_from_the_base_and_trains_the_new_path(data, hands, tmp_path):
+    """``--add-skip``: a checkpoint without the skip path gets one, zero at the start (the first
+    validation equals the base model's), and the path trains; resuming without it is refused."""
+    old_cfg = replace(TINY, skip=False)
+    old = tmp_path / "old"
+    list(td.train_iter(data[0], old, old_cfg, CFG, hands=hands))
+    base_model, _ = load_model(old / "model")
+    assert base_model.config.skip is False and not hasattr(base_model, "skip_out")
+    new_cfg = replace(old_cfg, skip=True)
+    items = list(td.train_iter(data[1], tmp_path / "ft", new_cfg, replace(CFG, steps=3, val_every=3), hands=hands,
+                               init_from=old / "model", val_dataset=data[1]))
+    start = td.ValidationSet(data[1], CFG.val_windows, td.DDIMScheduler(td.SchedulerConfig()))
+    assert items[0]["val"] == pytest.approx(start.evaluate(base_model, hands, CFG), rel=1e-6)
+    tuned, _ = load_model(tmp_path / "ft" / "model")
+    assert tuned.config == new_cfg and tuned.skip_out.weight.abs().sum() > 0
+    with pytest.raises(td.TrainingError, match=r"another model config \(skip True vs False\).*--add-skip"):
+        next(td.train_iter(data[1], tmp_path / "ft", None, CFG, hands=hands, init_from=old / "model"))
+    with pytest.raises(td.TrainingError, match=r"may only add the skip path.*d_model 32 vs 64"):
+        next(td.train_iter(data[0], tmp_path / "x", replace(new_cfg, d_model=64), CFG, init_from=old / "model"))
+
+
+def test_add_skip_cli_is_checked(base, corpus_dir, tmp_path, capsys):
+    assert td.main(["--data", str(corpus_dir), "--out", str(tmp_path / "a"), "--add-skip"]) == 2
+    assert "--add-skip adds the skip path to a model given with --from" in capsys.readouterr().err
+    assert td.main(["--data", str(corpus_dir), "--out", str(tmp_path / "b"), "--from", str(base), "--add-skip"]) == 2
+    assert f"--add-skip: {base} already has the skip path" in capsys.readouterr().err

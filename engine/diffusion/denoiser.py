@@ -13,7 +13,8 @@ per text branch (3 passes) cost 47-55 ms per guided step; one pass with the bran
 with 2-frame patches this model's guided step (cond + uncond as one batch of 2) is 9.2 ms with 1
 thread (5.9 ms with 2 on an idle machine), so 10 DDIM steps + text encoding make a 2 s clip in
 ~0.11 s. Cross-attention to ~3 x 12 text tokens costs < 5 % of the FFN FLOPs (N*M*d vs N*8d^2), so
-token-level conditioning (HandX) is kept rather than one pooled vector per prompt. 4.66 M parameters.
+token-level conditioning (HandX) is kept rather than one pooled vector per prompt. 4.66 M parameters,
+4.92 M with the skip path (a 396 x 396 linear map per patch and its timestep gate: about 4 % of the FLOPs).
 """
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ class DenoiserConfig:
     dropout: float = 0.1
     text_dim: int = 384  # MiniLM token states
     max_text_tokens: int = 32
+    # a linear path from each x_t patch to its x0 patch, gated per channel by the timestep (zero at
+    # init): the 396 -> 256 patch embedding loses detail that x_t still holds at low noise (v4 without
+    # it: x0 from a clean input keeps 82 % of the keypoint speed; see MODEL_CARD "How much the takes move")
+    skip: bool = True
 
     def __post_init__(self):
         if self.frames % self.patch:
@@ -48,6 +53,11 @@ class DenoiserConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_saved(cls, d: dict) -> "DenoiserConfig":
+        """A checkpoint's config: one saved before the skip path existed (no ``skip`` key) has none."""
+        return cls.from_dict({"skip": False, **d})
 
     @classmethod
     def from_dict(cls, d: dict) -> "DenoiserConfig":
@@ -128,11 +138,16 @@ class Denoiser(nn.Module):
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.layers))
         self.ln_out = nn.LayerNorm(D)
         self.motion_out = nn.Linear(D, P * 2 * c.hand_channels)
+        if c.skip:
+            self.skip_out = nn.Linear(P * 2 * c.hand_channels, P * 2 * c.hand_channels)  # x_t patch -> x0 patch
+            self.skip_gate = nn.Linear(D, P * 2 * c.hand_channels)  # timestep -> per-channel gain (1 + gate)
         self.apply(self._init)
         for p in (self.pos, self.cls, self.null, self.branch):
             nn.init.normal_(p, std=0.02)
-        nn.init.zeros_(self.motion_out.weight)
-        nn.init.zeros_(self.motion_out.bias)
+        zero = [self.motion_out] + ([self.skip_out, self.skip_gate] if c.skip else [])
+        for m in zero:  # a fresh model predicts 0; an added skip path leaves a fine-tuned base's output as it was
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -167,12 +182,15 @@ class Denoiser(nn.Module):
         if T % c.patch or T > c.frames:
             raise ValueError(f"motion length must be a multiple of {c.patch} up to {c.frames}; got {T}")
         n = T // c.patch
-        z = self.motion_in(x_t.reshape(B, n, -1))  # (B, n, D)
+        patches = x_t.reshape(B, n, -1)  # (B, n, P*198)
+        z = self.motion_in(patches)  # (B, n, D)
         tt = self.time_mlp(timestep_embedding(t, c.d_model))[:, None]  # (B, 1, D)
         z = torch.cat([tt, z], 1) + self.pos[:, : n + 1]  # (B, n+1, D)
         for block in self.blocks:
             z = block(z, memory, memory_mask)
         out = self.motion_out(self.ln_out(z[:, 1:]))  # (B, n, P*198)
+        if c.skip:
+            out = out + (1 + self.skip_gate(tt)) * self.skip_out(patches)
         return out.reshape(B, T, 2, c.hand_channels)
 
     def num_parameters(self) -> int:

@@ -82,6 +82,10 @@ class TrainConfig:
     w_tips: float = 0.0  # fingertip-to-fingertip vectors of each hand, weighted to the pairs that touch (pinches)
     contact_oversample: float = 1.0  # windows with a thumb-fingertip contact drawn up to K x as often (see contact_weights)
     grad_clip: float = 1.0
+    # the skip path's learning rate over the rest's: its map from x_t to x0 needs entries near 1 that
+    # Adam's ~lr-per-step moves would take ~10^4 steps to reach (v4 + --add-skip at lr 1.5e-4: largest
+    # entry 0.038 after 300 steps)
+    skip_lr_mult: float = 10.0
     seed: int = 0
     log_every: int = 50
     ckpt_every: int = 1000
@@ -434,6 +438,11 @@ def load_train_state(folder: Path, model, ema: EMA, opt, gen, rank: int = 0) -> 
         state = json.loads((folder / "state.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{folder / 'state.json'}: cannot read training state ({e})") from None
+    saved_cfg = DenoiserConfig.from_saved(state.get("model_config", model.config.to_dict()))
+    if saved_cfg != model.config:
+        hint = " (resume a run started with --add-skip with --add-skip)" if saved_cfg.skip != model.config.skip else ""
+        raise TrainingError(f"{folder}: the run was trained with another model config "
+                            f"({config_diff(saved_cfg, model.config)}){hint}")
     model.load_state_dict(load_tensors(folder / "model.safetensors"))
     ema.load_state_dict(load_tensors(folder / "ema.safetensors"), state["ema_updates"])
     tensors = load_tensors(folder / "optimizer.safetensors")
@@ -567,7 +576,8 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
     ``out_dir/previous/<time>/`` (``set_aside_run``), named by ``"previous_run"`` in the first item.
 
     ``init_from``: a model folder (``save_model``) to fine-tune: its weights and normalisation
-    stats, its config (``model_cfg`` must be None or equal). ``model_cfg`` None = DenoiserConfig().
+    stats, its config (``model_cfg`` must be None, equal, or the same plus ``skip=True`` to add the
+    zero-initialised skip path to a checkpoint without one). ``model_cfg`` None = DenoiserConfig().
     Under torchrun (``distributed.init_from_env``) every process runs this; rank 0 writes."""
     from engine.api import resolve_device
     from engine.hands import load_hands
@@ -579,10 +589,11 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
     base = None
     if init_from is not None:
         base, _ = load_model(init_from)
-        if model_cfg is not None and model_cfg != base.config:
-            raise TrainingError(f"{init_from}: fine-tuning keeps the checkpoint's model config, but a different one "
-                                f"was given ({config_diff(base.config, model_cfg)})")
-        model_cfg = base.config
+        adds_skip = model_cfg is not None and model_cfg == replace(base.config, skip=True) and not base.config.skip
+        if model_cfg is not None and model_cfg != base.config and not adds_skip:
+            raise TrainingError(f"{init_from}: fine-tuning keeps the checkpoint's model config (it may only add the "
+                                f"skip path), but a different one was given ({config_diff(base.config, model_cfg)})")
+        model_cfg = model_cfg if adds_skip else base.config
     model_cfg = model_cfg if model_cfg is not None else DenoiserConfig()
     whose = f"{init_from}: the checkpoint" if init_from is not None else "the model config"
     for name, d in (("training", dataset), ("validation", val_dataset)):
@@ -602,8 +613,11 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
     gens = {s: torch.Generator().manual_seed(distributed.shard_seed(cfg.seed, s)) for s in mine}
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = Denoiser(model_cfg)
-    if base is not None:
-        model.load_state_dict(base.state_dict())  # weights and x_mean / x_std
+    if base is not None:  # weights and x_mean / x_std; an added skip path keeps its zero init
+        missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
+        if unexpected or any(not k.startswith(("skip_out.", "skip_gate.")) for k in missing):
+            raise TrainingError(f"{init_from}: the weights do not match the model config "
+                                f"(missing {missing}, unexpected {unexpected})")
     else:
         mean, std = dataset.stats()
         model.x_mean.copy_(mean)
@@ -619,11 +633,16 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
         if val_dataset is not None and cfg.val_every and ctx.is_main:
             val_dataset.to(device).compute_keypoints(hands)
     ema = EMA(model, cfg.ema_decay)
-    decay, no_decay = [], []
+    decay, no_decay, skip = [], [], []
     for name, p in model.named_parameters():
-        (decay if p.dim() >= 2 and name not in ("pos", "cls", "null", "branch") else no_decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.99))
+        if name.startswith(("skip_out.", "skip_gate.")):
+            skip.append(p)
+        else:
+            (decay if p.dim() >= 2 and name not in ("pos", "cls", "null", "branch") else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if skip:
+        groups.append({"params": skip, "weight_decay": cfg.weight_decay, "lr_mult": cfg.skip_lr_mult})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
     scheduler = DDIMScheduler(SchedulerConfig())
     step = 0
     state_dir = out_dir / "train_state"
@@ -702,7 +721,7 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
                                     f"since the last checkpoint (step {step}); lower the learning rate")
 
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, cfg)
+                g["lr"] = lr_at(step, cfg) * g.get("lr_mult", 1.0)
             opt.zero_grad(set_to_none=True)
             loss["total"].backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -787,6 +806,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="JSON file with {'model': {...DenoiserConfig}, 'train': {...TrainConfig}}")
     p.add_argument("--from", dest="init_from", metavar="MODEL",
                    help="fine-tune: start from this model folder's weights and stats (its config is kept)")
+    p.add_argument("--add-skip", action="store_true",
+                   help="with --from: add the skip path (x_t patch -> x0, zero at the start) to a model without one")
     p.add_argument("--steps", type=int, help="override train.steps")
     p.add_argument("--batch", type=int, help="override train.batch (the global batch under torchrun)")
     p.add_argument("--lr", type=float, help="override train.lr")
@@ -900,9 +921,16 @@ def _run(args: argparse.Namespace, progress: _Progress, stop) -> int:
     if getattr(args, "resume", False) and not (Path(args.out) / "train_state" / "state.json").is_file():
         raise TrainingError(f"--resume: {Path(args.out) / 'train_state'} holds no training state")
     shown_cfg = (model_cfg or DenoiserConfig()).to_dict()
+    if getattr(args, "add_skip", False) and not args.init_from:
+        raise TrainingError("--add-skip adds the skip path to a model given with --from; a new model has it already")
     if args.init_from:
         from engine.diffusion.checkpoint import read_config
-        shown_cfg = read_config(args.init_from)["denoiser"]
+        base_cfg = DenoiserConfig.from_saved(read_config(args.init_from)["denoiser"])
+        if getattr(args, "add_skip", False):
+            if base_cfg.skip:
+                raise TrainingError(f"--add-skip: {args.init_from} already has the skip path")
+            model_cfg = replace(base_cfg, skip=True)
+        shown_cfg = (model_cfg or base_cfg).to_dict()
     max_tokens = shown_cfg.get("max_text_tokens", DenoiserConfig.max_text_tokens)
     if not 0.0 <= cfg.p_mirror <= 1.0:
         raise TrainingError(f"--mirror must be a probability in 0..1; got {cfg.p_mirror}")
