@@ -114,6 +114,23 @@ class Studio:
                 cache[model] = load_pipeline(self._diffusion_folder(), self.device, hands=self.hands)
         return cache[model]
 
+    def prompt_problem(self, prompt: Prompt, frames: int, model: str = "diffusion") -> str | None:
+        """Why ``model`` would refuse ``prompt``'s length for a take of ``frames`` frames, or None,
+        without loading the model (its config file and the text encoder's tokenizer only): what the
+        diffusion pipeline's ``generate_iter`` checks first, said while the prompt is typed. The
+        clutch model's text is judged by its own tokenizer at generation."""
+        folder = self._diffusion_folder() if model == "diffusion" else None
+        if folder is None:
+            return None
+        from engine.diffusion.checkpoint import read_config
+        from engine.diffusion.denoiser import DenoiserConfig
+        from engine.diffusion.pipeline import long_text_problem
+        from engine.diffusion.text_encoder import token_counter
+        windows = self.__dict__.setdefault("_windows", {})
+        if folder not in windows:
+            windows[folder] = DenoiserConfig.from_saved(read_config(folder)["denoiser"]).frames
+        return long_text_problem(prompt, frames, token_counter(), windows[folder])
+
     def generate_iter(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, model: str = "diffusion",
                       constraints: Constraints | None = None, steps: int | None = None,
                       close_pinches: bool | None = None, split_hands: bool | None = None):

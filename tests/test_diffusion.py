@@ -560,6 +560,31 @@ def test_text_encoder_offline_and_checked(encoder, monkeypatch, tmp_path):
         te.model_dir()
 
 
+def test_prompt_length_is_judged_without_loading_the_model(encoder, tmp_path):
+    """``token_counter`` (the tokenizer file alone) counts what the encoder counts, and
+    ``Studio.prompt_problem`` gives generate_iter's verdict on a prompt's length with no model loaded."""
+    from engine.api import Studio
+    from engine.diffusion.text_encoder import token_counter
+    count = token_counter()
+    texts = ["", "wave", "The RIGHT hand waves, then the left makes a fist.", "naïve café 👍 pinch", "a " * 40]
+    assert [count(t) for t in texts] == [encoder.count_tokens(t) for t in texts]
+    save_model(tmp_path / "m", random_model())  # TINY: 20-frame windows
+    studio = Studio.load(device="cpu", diffusion=tmp_path / "m", use_registry=False)
+    long_one = " ".join(["wave"] * 60)
+    three = " then ".join(["wave " * 10] * 3)
+    assert studio.prompt_problem(Prompt(three), 40) is None and studio.prompt_problem(Prompt("wave"), 20) is None
+    problem = studio.prompt_problem(Prompt("wave", right=long_one), 40)
+    assert problem.startswith("prompt.right is too long: 62 tokens, at most 32 per 20-frame window: shorten it")
+    assert "need a take of at least 40 frames" in studio.prompt_problem(Prompt(three), 20)
+    assert studio.prompt_problem(Prompt(long_one), 20, model="clutch") is None  # judged by CLUTCH's own tokenizer
+    assert "_pipelines" not in studio.__dict__  # nothing loaded
+    pipe = studio.pipeline()
+    for prompt, frames in ((Prompt("wave", right=long_one), 40), (Prompt(three), 20)):
+        with pytest.raises(ValueError) as e:
+            pipe.generate(prompt, frames=frames, steps=1)
+        assert str(e.value) == studio.prompt_problem(prompt, frames)  # the same words at Generate
+
+
 def test_text_encoder_cache_never_drops_what_a_batch_needs(encoder):
     """Regression: a batch whose cached texts were the oldest lost them to the trim (KeyError while
     a training run encoded its validation captions)."""

@@ -270,9 +270,30 @@ def test_bad_combination_and_engine_errors_show_a_message(window, qtbot):
     p.right_edit.setText("the right hand waves")  # a hand's own text is a prompt too
     assert not p.constraint_hint.text().startswith("Cannot") and p.constraint_hint.text() == p.describe()
     p.right_edit.setText("")
+    for b in window.findChildren(QMessageBox):
+        b.close()
+    p.extend_check.setChecked(False)  # ticked by Extend take above
+    p.text_edit.setPlainText(" ".join(["wave"] * 60))  # judged as typed, by the engine's rule and tokenizer
+    assert p.constraint_hint.text().startswith("Cannot generate: prompt.text is too long: 62 tokens, at most 32 per")
+    assert p.generate() is False and not p.running
+    assert any(b.isVisible() and "62 tokens" in b.text() for b in window.findChildren(QMessageBox))
+    p.frames_spin.setValue(300)  # a longer take does not help one part without 'then'
+    assert "shorten it, or split it with 'then'" in p.constraint_hint.text()
+    p.text_edit.setPlainText(" then ".join(["wave " * 10] * 3))  # 3 parts, each fits a window
+    assert not p.constraint_hint.text().startswith("Cannot")
+    pipe = p.studio.pipeline()
+    W = pipe.model.config.frames
+    p.frames_spin.setValue(W)  # one window reads all three parts: 34 tokens
+    assert f"its 3 'then' parts need a take of at least {W + 2 * (W - pipe.overlap)} frames" in p.constraint_hint.text()
+    for b in window.findChildren(QMessageBox):
+        b.close()
     p.text_edit.setPlainText(" ".join(["wave"] * 60))
-    with qtbot.waitSignal(p.sig_generation_failed, timeout=10000) as blocker:
-        p.generate()  # the engine refuses on the worker thread; its message is shown verbatim
+    p.studio.prompt_problem = lambda *a, **k: None  # a length the panel could not judge: the engine still refuses
+    try:
+        with qtbot.waitSignal(p.sig_generation_failed, timeout=10000) as blocker:
+            p.generate()  # refused on the worker thread; its message is shown verbatim
+    finally:
+        del p.studio.prompt_problem
     assert blocker.args[0].startswith("prompt.text is too long: 62 tokens")
     qtbot.waitUntil(lambda: any(b.isVisible() and "too long" in b.text() for b in window.findChildren(QMessageBox)))
     assert len(doc.takes) == 1 and not p.running

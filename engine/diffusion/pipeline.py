@@ -24,6 +24,7 @@ from engine.diffusion.denoiser import BRANCHES, Denoiser
 from engine.diffusion.hand_texts import fill_hand_texts, hand_prompts, separate_hands
 from engine.diffusion.representation import denormalize, normalize, tensor_to_clip
 from engine.diffusion.schedulers import DDIMScheduler, SchedulerConfig
+from engine.diffusion.text_encoder import MAX_TOKENS
 from engine.motion.clip import Prompt
 from engine.threads import torch_threads
 
@@ -78,6 +79,37 @@ def window_starts(frames: int, window: int, overlap: int) -> list[int]:
     stride = window - overlap
     starts = list(range(0, frames - window, stride)) + [frames - window]
     return starts
+
+
+def long_text_advice(text: str, windows: int, window: int, overlap: int) -> str:
+    """What to do about a text over the token limit: each window of a take reads its own share of
+    the text's 'then' parts, so either the take is too short to give each part a window, or a
+    part itself is too long."""
+    parts = len(split_segments(text))
+    stride = window - overlap
+    if parts > windows:
+        need = window + (parts - 1) * stride
+        return (f" per {window}-frame window; its {parts} 'then' parts need a take of at least {need} frames "
+                f"({need / 30:.1f} s at 30 fps) to get one window each, or shorten it")
+    return (f" per {window}-frame window: shorten it, or split it with 'then' into shorter parts over a "
+            "longer take (each window reads its own part)")
+
+
+def long_text_problem(prompt: Prompt, frames: int, count_tokens, window: int, overlap: int = DEFAULT_OVERLAP,
+                      limit: int = MAX_TOKENS) -> str | None:
+    """Why ``prompt`` cannot make a take of ``frames`` model frames, or None: each window reads its
+    share of every field's 'then' parts (``segment_prompts``), and each share must fit the text
+    encoder's ``limit`` tokens (``count_tokens``: the encoder's count, e.g. ``token_counter()``, which
+    needs no model loaded, so the app can say it while the user types)."""
+    starts = window_starts(int(frames), window, overlap)
+    for p in segment_prompts(prompt, len(starts)):
+        for k in BRANCHES:
+            text = getattr(p, k)
+            n = count_tokens(text) if text else 0
+            if n > limit:
+                return (f"prompt.{k} is too long: {n} tokens, at most {limit}"
+                        f"{long_text_advice(getattr(prompt, k), len(starts), window, overlap)}")
+    return None
 
 
 def check_prompt(prompt) -> Prompt:
@@ -211,19 +243,6 @@ class DiffusionPipeline:
         mask = mask.reshape(B, 3, -1).to(self.device)
         return self.model.encode_condition(tokens, mask)
 
-    def _long_text_advice(self, text: str, windows: int) -> str:
-        """What to do about a text over the token limit: each window of a take reads its own share of
-        the text's 'then' parts, so either the take is too short to give each part a window, or a
-        part itself is too long."""
-        parts = len(split_segments(text))
-        W, stride = self.model.config.frames, self.model.config.frames - self.overlap
-        if parts > windows:
-            need = W + (parts - 1) * stride
-            return (f" per {W}-frame window; its {parts} 'then' parts need a take of at least {need} frames "
-                    f"({need / 30:.1f} s at 30 fps) to get one window each, or shorten it")
-        return (f" per {W}-frame window: shorten it, or split it with 'then' into shorter parts over a "
-                "longer take (each window reads its own part)")
-
     def encode_split(self, prompt: Prompt) -> tuple[torch.Tensor, torch.Tensor]:
         """Split-by-hand sampling's conditions (``hand_texts.hand_prompts``), encoded once: memory
         (2, 3, M, D) and mask, the left hand's row first. A joined whole text over the encoder's
@@ -336,14 +355,11 @@ class DiffusionPipeline:
         betas = np.zeros((2, 10), np.float32) if betas is None else betas
         keep_all, target_all = constraints.build(int(frames), self.rest_wrists(betas))  # (frames, 2, 99)
         starts = window_starts(int(frames), self.model.config.frames, self.overlap)
+        problem = long_text_problem(prompt, int(frames), self.text_encoder.count_tokens, self.model.config.frames,
+                                    self.overlap)
+        if problem:
+            raise ValueError(problem)
         prompts = segment_prompts(prompt, len(starts))
-        for p in prompts:
-            for k in BRANCHES:
-                if getattr(p, k):
-                    try:
-                        self.text_encoder.check_text(getattr(p, k), f"prompt.{k}")
-                    except ValueError as e:
-                        raise ValueError(f"{e}{self._long_text_advice(getattr(prompt, k), len(starts))}") from None
         if self.hand_texts:  # per window, so "left waves, then right claps" gives each window its hands
             prompts = [self._with_hand_texts(p) for p in prompts]
         return self._steps(prompt, prompts, starts, int(frames), int(seed), keep_all, target_all, betas,

@@ -545,10 +545,23 @@ class QtPromptPanel(QWidget):
     def describe(self) -> str:
         """What Generate would do now, in one line (or why it cannot)."""
         try:
-            description = plan_generation(self.document, self.options()).description
+            plan = plan_generation(self.document, self.options())
         except (GenerationError, ValueError) as e:
             return f"Cannot generate: {e}"
-        return f"Cannot generate: {EMPTY_PROMPT}" if blank(self.current_prompt()) else description
+        if blank(self.current_prompt()):
+            return f"Cannot generate: {EMPTY_PROMPT}"
+        problem = self._length_problem(plan)
+        return f"Cannot generate: {problem}" if problem else plan.description
+
+    def _length_problem(self, plan) -> str | None:
+        """The engine's verdict on the prompt's length for this plan, without loading the model
+        (None when it fits, or when it cannot be judged here: the engine then says it at Generate)."""
+        if self.studio is None or not self.has_model:
+            return None
+        try:
+            return self.studio.prompt_problem(plan.prompt, plan.frames, plan.model)
+        except Exception:  # noqa: BLE001 - a hint never breaks the panel; Generate reports the real error
+            return None
 
     # --- widgets -> model -----------------------------------------------------------------
     def _write_prompt(self) -> None:
@@ -596,6 +609,9 @@ class QtPromptPanel(QWidget):
             return self._fail(str(e))
         if blank(plan.prompt):
             return self._fail(EMPTY_PROMPT)  # said now, not after the model has loaded
+        problem = self._length_problem(plan)
+        if problem:
+            return self._fail(problem)
         self.plan = plan
         self._run_epoch = self._epoch
         if self.preview is not None:
