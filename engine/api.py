@@ -128,7 +128,7 @@ class Studio:
         from engine.diffusion.text_encoder import token_counter
         windows = self.__dict__.setdefault("_windows", {})
         if folder not in windows:
-            windows[folder] = DenoiserConfig.from_saved(read_config(folder)["denoiser"]).frames
+            windows[folder] = DenoiserConfig.from_dict(read_config(folder)["denoiser"]).frames
         return long_text_problem(prompt, frames, token_counter(), windows[folder])
 
     def generate_iter(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, model: str = "diffusion",

@@ -518,7 +518,7 @@ def test_checkpoint_round_trip(tmp_path):
 def test_skip_path_carries_the_noisy_input_and_old_configs_have_none(tmp_path):
     """The skip path adds (1 + gate(t)) * W patch(x_t) to the prediction: zero when new (a fine-tune
     that adds it starts from the base's output), able to pass x_t through exactly (the detail the
-    396 -> 256 patch embedding loses). A checkpoint saved before the field existed has none; a new config has it."""
+    396 -> 256 patch embedding loses). A checkpoint saved before the field existed has none."""
     with_skip = random_model(replace(TINY, skip=True))
     without = Denoiser(replace(TINY, skip=False))
     without.load_state_dict({k: v for k, v in with_skip.state_dict().items() if not k.startswith("skip_")})
@@ -533,7 +533,7 @@ def test_skip_path_carries_the_noisy_input_and_old_configs_have_none(tmp_path):
         with_skip.skip_gate.bias.fill_(-0.5)  # the gate scales the path per channel
         assert torch.allclose(with_skip(x, t, *mem), 0.5 * x, atol=1e-6)
     old = {k: v for k, v in TINY.to_dict().items() if k != "skip"}
-    assert DenoiserConfig.from_saved(old).skip is False and DenoiserConfig.from_dict(old).skip is True
+    assert DenoiserConfig.from_dict(old).skip is False and DenoiserConfig().skip is False
     save_model(tmp_path / "old", without)
     loaded, _ = load_model(tmp_path / "old")
     assert loaded.config.skip is False and not hasattr(loaded, "skip_out")

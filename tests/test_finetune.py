@@ -352,7 +352,7 @@ def test_start_over_cancel_resume_as_processes(corpus_dir, hands, tmp_path):
 def test_add_skip_starts_from_the_base_and_trains_the_new_path(data, hands, tmp_path):
     """``--add-skip``: a checkpoint without the skip path gets one, zero at the start (the first
     validation equals the base model's), and the path trains; resuming without it is refused."""
-    old_cfg = replace(TINY, skip=False)
+    old_cfg = TINY  # skip off: the default
     old = tmp_path / "old"
     list(td.train_iter(data[0], old, old_cfg, CFG, hands=hands))
     base_model, _ = load_model(old / "model")
@@ -370,8 +370,11 @@ def test_add_skip_starts_from_the_base_and_trains_the_new_path(data, hands, tmp_
         next(td.train_iter(data[0], tmp_path / "x", replace(new_cfg, d_model=64), CFG, init_from=old / "model"))
 
 
-def test_add_skip_cli_is_checked(base, corpus_dir, tmp_path, capsys):
+def test_add_skip_cli_is_checked(corpus_dir, tmp_path, capsys):
+    from engine.diffusion.checkpoint import save_model
+    from engine.diffusion.denoiser import Denoiser
     assert td.main(["--data", str(corpus_dir), "--out", str(tmp_path / "a"), "--add-skip"]) == 2
     assert "--add-skip adds the skip path to a model given with --from" in capsys.readouterr().err
-    assert td.main(["--data", str(corpus_dir), "--out", str(tmp_path / "b"), "--from", str(base), "--add-skip"]) == 2
-    assert f"--add-skip: {base} already has the skip path" in capsys.readouterr().err
+    has = save_model(tmp_path / "has", Denoiser(replace(TINY, skip=True)))
+    assert td.main(["--data", str(corpus_dir), "--out", str(tmp_path / "b"), "--from", str(has), "--add-skip"]) == 2
+    assert f"--add-skip: {has} already has the skip path" in capsys.readouterr().err

@@ -89,7 +89,7 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
     folder = Path(folder)
     config = read_config(folder)
     try:
-        model = Denoiser(DenoiserConfig.from_saved(config["denoiser"]))
+        model = Denoiser(DenoiserConfig.from_dict(config["denoiser"]))
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{folder / CONFIG}: bad denoiser config ({e})") from None
     state = load_tensors(folder / WEIGHTS)

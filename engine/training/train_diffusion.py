@@ -438,7 +438,7 @@ def load_train_state(folder: Path, model, ema: EMA, opt, gen, rank: int = 0) -> 
         state = json.loads((folder / "state.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{folder / 'state.json'}: cannot read training state ({e})") from None
-    saved_cfg = DenoiserConfig.from_saved(state.get("model_config", model.config.to_dict()))
+    saved_cfg = DenoiserConfig.from_dict(state.get("model_config", model.config.to_dict()))
     if saved_cfg != model.config:
         hint = " (resume a run started with --add-skip with --add-skip)" if saved_cfg.skip != model.config.skip else ""
         raise TrainingError(f"{folder}: the run was trained with another model config "
@@ -922,10 +922,11 @@ def _run(args: argparse.Namespace, progress: _Progress, stop) -> int:
         raise TrainingError(f"--resume: {Path(args.out) / 'train_state'} holds no training state")
     shown_cfg = (model_cfg or DenoiserConfig()).to_dict()
     if getattr(args, "add_skip", False) and not args.init_from:
-        raise TrainingError("--add-skip adds the skip path to a model given with --from; a new model has it already")
+        raise TrainingError("--add-skip adds the skip path to a model given with --from; a new model takes it "
+                            "from its --config ({\"model\": {\"skip\": true}})")
     if args.init_from:
         from engine.diffusion.checkpoint import read_config
-        base_cfg = DenoiserConfig.from_saved(read_config(args.init_from)["denoiser"])
+        base_cfg = DenoiserConfig.from_dict(read_config(args.init_from)["denoiser"])
         if getattr(args, "add_skip", False):
             if base_cfg.skip:
                 raise TrainingError(f"--add-skip: {args.init_from} already has the skip path")
