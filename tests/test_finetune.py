@@ -358,12 +358,19 @@ def test_add_skip_starts_from_the_base_and_trains_the_new_path(data, hands, tmp_
     base_model, _ = load_model(old / "model")
     assert base_model.config.skip is False and not hasattr(base_model, "skip_out")
     new_cfg = replace(old_cfg, skip=True)
-    items = list(td.train_iter(data[1], tmp_path / "ft", new_cfg, replace(CFG, steps=3, val_every=3), hands=hands,
-                               init_from=old / "model", val_dataset=data[1]))
+    data[1].compute_keypoints(hands)
     start = td.ValidationSet(data[1], CFG.val_windows, td.DDIMScheduler(td.SchedulerConfig()))
-    assert items[0]["val"] == pytest.approx(start.evaluate(base_model, hands, CFG), rel=1e-6)
-    tuned, _ = load_model(tmp_path / "ft" / "model")
+    base_val = start.evaluate(base_model, hands, CFG)
+    zero = replace(CFG, steps=3, val_every=3, skip_fit_windows=0)  # the path starts at zero
+    items = list(td.train_iter(data[1], tmp_path / "zero", new_cfg, zero, hands=hands, init_from=old / "model",
+                               val_dataset=data[1]))
+    assert items[0]["val"] == pytest.approx(base_val, rel=1e-6)
+    tuned, _ = load_model(tmp_path / "zero" / "model")
     assert tuned.config == new_cfg and tuned.skip_out.weight.abs().sum() > 0
+    fit = replace(CFG, steps=3, val_every=3, skip_fit_windows=16)  # fitted in closed form before step 1
+    items = list(td.train_iter(data[1], tmp_path / "ft", new_cfg, fit, hands=hands, init_from=old / "model",
+                               val_dataset=data[1]))
+    assert items[0]["val"]["param"] < 0.9 * base_val["param"]
     with pytest.raises(td.TrainingError, match=r"another model config \(skip True vs False\).*--add-skip"):
         next(td.train_iter(data[1], tmp_path / "ft", None, CFG, hands=hands, init_from=old / "model"))
     with pytest.raises(td.TrainingError, match=r"may only add the skip path.*d_model 32 vs 64"):
@@ -378,3 +385,30 @@ def test_add_skip_cli_is_checked(corpus_dir, tmp_path, capsys):
     has = save_model(tmp_path / "has", Denoiser(replace(TINY, skip=True)))
     assert td.main(["--data", str(corpus_dir), "--out", str(tmp_path / "b"), "--from", str(has), "--add-skip"]) == 2
     assert f"--add-skip: {has} already has the skip path" in capsys.readouterr().err
+
+
+def test_fit_skip_recovers_what_the_base_drops_at_low_noise(base, data, hands):
+    """The closed-form fit: at t = 0 the fitted model's x0 error on the fit windows is a fraction of
+    the base's; the gains fall with the noise; the base is left as it was; a model with a path is refused."""
+    from engine.diffusion.denoiser import timestep_embedding
+    from engine.diffusion.representation import normalize
+    from engine.training.skip_fit import GAIN_T, fit_skip
+    model, _ = load_model(base)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ds = data[0]
+    ds.compute_keypoints(hands)
+    sched = td.DDIMScheduler(td.SchedulerConfig())
+    fitted = fit_skip(model, ds, sched, windows=16).eval()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    b = ds.batch(torch.arange(16))
+    x0 = normalize(b["x"], model.x_mean, model.x_std)
+    t = torch.zeros(16, dtype=torch.long)
+    with torch.no_grad():
+        err = {name: (m(x0, t, *m.encode_condition(b["tokens"], b["token_mask"])) - x0).pow(2).mean().item()
+               for name, m in (("base", model.eval()), ("fitted", fitted))}
+        feats = fitted.time_mlp(timestep_embedding(torch.tensor([0, GAIN_T[-1]]), fitted.config.d_model))
+        gain = 1 + fitted.skip_gate(feats)  # (2, width)
+    assert err["fitted"] < 0.5 * err["base"]
+    assert gain[0].mean() > 0.5 > gain[1].mean()
+    with pytest.raises(ValueError, match="already has a skip path"):
+        fit_skip(fitted, ds, sched, windows=4)

@@ -82,10 +82,15 @@ class TrainConfig:
     w_tips: float = 0.0  # fingertip-to-fingertip vectors of each hand, weighted to the pairs that touch (pinches)
     contact_oversample: float = 1.0  # windows with a thumb-fingertip contact drawn up to K x as often (see contact_weights)
     grad_clip: float = 1.0
-    # the skip path's learning rate over the rest's: its map from x_t to x0 needs entries near 1 that
-    # Adam's ~lr-per-step moves would take ~10^4 steps to reach (v4 + --add-skip at lr 1.5e-4: largest
-    # entry 0.038 after 300 steps)
-    skip_lr_mult: float = 10.0
+    # the skip path's learning rate over the rest's. 1: the path starts fitted (below). Started at zero
+    # it needs entries near 1 that Adam's ~lr-per-step moves take ~10^4 steps to reach (v4 + a zero path
+    # at lr 1.5e-4: largest entry 0.038 after 300 steps; at 10x, 0.2 after 275 and no livelier takes)
+    skip_lr_mult: float = 1.0
+    # --add-skip: the new path is first fitted in closed form (engine.training.skip_fit) on this many
+    # training windows, its gains weighting frame-to-frame differences this much over values (0 windows:
+    # start the path at zero, the base's output unchanged)
+    skip_fit_windows: int = 384
+    skip_fit_velocity: float = 30.0
     seed: int = 0
     log_every: int = 50
     ckpt_every: int = 1000
@@ -577,7 +582,8 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
 
     ``init_from``: a model folder (``save_model``) to fine-tune: its weights and normalisation
     stats, its config (``model_cfg`` must be None, equal, or the same plus ``skip=True`` to add the
-    zero-initialised skip path to a checkpoint without one). ``model_cfg`` None = DenoiserConfig().
+    skip path to a checkpoint without one: fitted in closed form first, ``cfg.skip_fit_windows``).
+    ``model_cfg`` None = DenoiserConfig().
     Under torchrun (``distributed.init_from_env``) every process runs this; rank 0 writes."""
     from engine.api import resolve_device
     from engine.hands import load_hands
@@ -586,7 +592,7 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
     ctx = distributed.context()
     out_dir = Path(out_dir)
     device = ctx.device if ctx.enabled else resolve_device(cfg.device)
-    base = None
+    base, adds_skip = None, False
     if init_from is not None:
         base, _ = load_model(init_from)
         adds_skip = model_cfg is not None and model_cfg == replace(base.config, skip=True) and not base.config.skip
@@ -613,7 +619,7 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
     gens = {s: torch.Generator().manual_seed(distributed.shard_seed(cfg.seed, s)) for s in mine}
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = Denoiser(model_cfg)
-    if base is not None:  # weights and x_mean / x_std; an added skip path keeps its zero init
+    if base is not None:  # weights and x_mean / x_std; an added skip path is fitted below
         missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
         if unexpected or any(not k.startswith(("skip_out.", "skip_gate.")) for k in missing):
             raise TrainingError(f"{init_from}: the weights do not match the model config "
@@ -632,6 +638,12 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
         dataset.set_contact_oversample(cfg.contact_oversample)  # k = 1: uniform draws (and the counts)
         if val_dataset is not None and cfg.val_every and ctx.is_main:
             val_dataset.to(device).compute_keypoints(hands)
+        resuming = resume and (out_dir / "train_state" / "state.json").is_file()
+        if adds_skip and cfg.skip_fit_windows > 0 and not resuming:
+            from engine.training.skip_fit import fit_skip
+            fitted = fit_skip(base.to(device), dataset, DDIMScheduler(SchedulerConfig()), cfg.skip_fit_windows,
+                              cfg.skip_fit_velocity, seed=cfg.seed)  # the same on every rank: same data, seed
+            model.load_state_dict(fitted.state_dict())
     ema = EMA(model, cfg.ema_decay)
     decay, no_decay, skip = [], [], []
     for name, p in model.named_parameters():
@@ -807,7 +819,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="init_from", metavar="MODEL",
                    help="fine-tune: start from this model folder's weights and stats (its config is kept)")
     p.add_argument("--add-skip", action="store_true",
-                   help="with --from: add the skip path (x_t patch -> x0, zero at the start) to a model without one")
+                   help="with --from: add the skip path (x_t patch -> x0) to a model without one, fitted in closed form "
+                        "on the training windows before the first step (engine.training.skip_fit)")
     p.add_argument("--steps", type=int, help="override train.steps")
     p.add_argument("--batch", type=int, help="override train.batch (the global batch under torchrun)")
     p.add_argument("--lr", type=float, help="override train.lr")
