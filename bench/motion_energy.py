@@ -1,8 +1,9 @@
 """How lively are the generated takes against the data? For the first N prompts of a corpus split
 (the eval's prompts and seeds), generate with each sampler setting and print the speed ratio
 (``metrics.speed_ratio``: mean keypoint speed over the data's), the median per-clip ratio, wrist and
-wrist-relative finger speed ratios, the median per-frame peak acceleration ratio, and the FID of
-those N generations against their references - then the calmest clips with their prompts.
+wrist-relative finger speed ratios, the median per-frame peak acceleration ratio, the mean
+acceleration ratio, the acceleration per unit of speed and at odd over even frames (jitter), and
+the FID of those N generations against their references - then the calmest clips with their prompts.
 
     python bench/motion_energy.py --data CORPUS [--split val] [--n 128] [--model FOLDER]
                                   [--settings 10:0:2.5,20:0:2.5,...]   (steps:eta:guidance)
@@ -41,7 +42,17 @@ def speeds(joints: np.ndarray) -> dict[str, np.ndarray]:
     return {"all": np.linalg.norm(np.diff(j, axis=1), axis=-1).mean(axis=(1, 2, 3)) * 1000,
             "wrist": np.linalg.norm(np.diff(j[:, :, :, 0], axis=1), axis=-1).mean(axis=(1, 2)) * 1000,
             "fingers": np.linalg.norm(np.diff(rel, axis=1), axis=-1).mean(axis=(1, 2, 3)) * 1000,
-            "peak acc": np.median(np.linalg.norm(np.diff(j, 2, axis=1), axis=-1).max(axis=(2, 3)), axis=1) * 1000}
+            "peak acc": np.median(np.linalg.norm(np.diff(j, 2, axis=1), axis=-1).max(axis=(2, 3)), axis=1) * 1000,
+            "acc": np.linalg.norm(np.diff(j, 2, axis=1), axis=-1).mean(axis=(1, 2, 3)) * 1000}
+
+
+def jitter(joints: np.ndarray) -> tuple[float, float]:
+    """Mean keypoint acceleration per unit of mean speed (higher = shakier for the same motion), and
+    the acceleration at odd over even frames (not 1: a step between the denoiser's 2-frame patches)."""
+    j = np.asarray(joints, np.float64)
+    a = np.linalg.norm(np.diff(j, 2, axis=1), axis=-1)  # a[:, 0] is frame 1
+    v = np.linalg.norm(np.diff(j, axis=1), axis=-1)
+    return a.mean() / v.mean(), a[:, 0::2].mean() / a[:, 1::2].mean()
 
 
 def main() -> None:
@@ -58,9 +69,11 @@ def main() -> None:
     pipe = Studio.load(device="cpu", diffusion=args.model).pipeline("diffusion")
     base = pipe.scheduler.config
     ref, ref_emb = speeds(gt), ev.embed_motion(gt)
-    print(f"{len(prompts)} {args.split} prompts; data: {ref['all'].mean():.2f} mm/frame mean keypoint speed")
-    print("| steps | eta | guidance | speed ratio | median per clip | wrist | fingers | peak acc | FID |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"{len(prompts)} {args.split} prompts; data: {ref['all'].mean():.2f} mm/frame mean keypoint speed, "
+          "acceleration per speed %.3f, odd / even frame acceleration %.3f" % jitter(gt))
+    print("| steps | eta | guidance | speed ratio | median per clip | wrist | fingers | peak acc | acc | acc per speed "
+          "| odd / even acc | FID |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     first = None
     for steps, eta, guidance in args.settings:
         pipe.scheduler = DDIMScheduler(dataclasses.replace(base, eta=eta))
@@ -71,8 +84,8 @@ def main() -> None:
         per_clip = g["all"] / ref["all"]
         first = per_clip if first is None else first
         cells = [M.speed_ratio(gen, gt), np.median(per_clip)] + [g[k].mean() / ref[k].mean()
-                                                                   for k in ("wrist", "fingers", "peak acc")]
-        cells.append(M.fid(ref_emb, ev.embed_motion(gen)))
+                                                                   for k in ("wrist", "fingers", "peak acc", "acc")]
+        cells += [*jitter(gen), M.fid(ref_emb, ev.embed_motion(gen))]
         print(f"| {steps} | {eta:g} | {guidance:g} | " + " | ".join(f"{c:.3f}" for c in cells) + " |", flush=True)
     print(f"\ncalmest clips of the first setting (ratio: prompt):")
     for i in np.argsort(first)[:args.calmest]:
