@@ -42,7 +42,7 @@ class DenoiserConfig:
     max_text_tokens: int = 32
     # a linear path from each x_t patch to its x0 patch, gated per channel by the timestep (zero at
     # init): the 396 -> 256 patch embedding loses detail that x_t still holds at low noise (v4 without
-    # it: x0 from a clean input keeps 82 % of the keypoint speed; see MODEL_CARD "How much the takes move").
+    # it: x0 from a clean input keeps 82 % of the keypoint speed; see MODEL_CARD "Where the calm came from").
     # Off by default: added to a trained model by a fine-tune (train diffusion --add-skip); from scratch
     # at a high LR it slowed a tiny model's first steps (total loss 13.4 against 4.0 after 12 steps at 3e-3)
     skip: bool = False

@@ -618,6 +618,8 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
     mine = range(ctx.rank * per_proc, (ctx.rank + 1) * per_proc)
     gens = {s: torch.Generator().manual_seed(distributed.shard_seed(cfg.seed, s)) for s in mine}
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    state_dir = out_dir / "train_state"
+    scheduler = DDIMScheduler(SchedulerConfig())
     model = Denoiser(model_cfg)
     if base is not None:  # weights and x_mean / x_std; an added skip path is fitted below
         missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
@@ -638,10 +640,9 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
         dataset.set_contact_oversample(cfg.contact_oversample)  # k = 1: uniform draws (and the counts)
         if val_dataset is not None and cfg.val_every and ctx.is_main:
             val_dataset.to(device).compute_keypoints(hands)
-        resuming = resume and (out_dir / "train_state" / "state.json").is_file()
-        if adds_skip and cfg.skip_fit_windows > 0 and not resuming:
+        if adds_skip and cfg.skip_fit_windows > 0 and not (resume and (state_dir / "state.json").is_file()):
             from engine.training.skip_fit import fit_skip
-            fitted = fit_skip(base.to(device), dataset, DDIMScheduler(SchedulerConfig()), cfg.skip_fit_windows,
+            fitted = fit_skip(base.to(device), dataset, scheduler, cfg.skip_fit_windows,
                               cfg.skip_fit_velocity, seed=cfg.seed)  # the same on every rank: same data, seed
             model.load_state_dict(fitted.state_dict())
     ema = EMA(model, cfg.ema_decay)
@@ -655,9 +656,7 @@ def train_iter(dataset: DiffusionDataset, out_dir: str | Path, model_cfg: Denois
     if skip:
         groups.append({"params": skip, "weight_decay": cfg.weight_decay, "lr_mult": cfg.skip_lr_mult})
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
-    scheduler = DDIMScheduler(SchedulerConfig())
     step = 0
-    state_dir = out_dir / "train_state"
     previous = None
     if ctx.is_main:
         check_disk_space(out_dir, model)
