@@ -133,31 +133,35 @@ class Studio:
 
     def generate_iter(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, model: str = "diffusion",
                       constraints: Constraints | None = None, steps: int | None = None,
-                      close_pinches: bool | None = None, split_hands: bool | None = None):
+                      close_pinches: bool | None = None, split_hands: bool | None = None,
+                      joint_limits: bool | None = None):
         """Generator yielding ``{"step", "of", "preview"}`` per denoising step, then the result
         (with ``"pinches"``: the named pinches closed); close it to cancel. Bad input raises when
         this is called. ``close_pinches``: make thumb-fingertip contacts the prompt names touch
         (None: on, the pipeline's default). ``split_hands``: generate each hand from the whole text
         and its own when the prompt gives each hand a separate action at the same time (None: on).
+        ``joint_limits``: ease free finger joints the model bends past their anatomical limits back
+        inside, smoothly (None: on; the result's ``"limits"`` counts the joint-frames that were).
         The clutch model yields its one result (it takes no constraints, steps or these options)."""
         return self.pipeline(model).generate_iter(prompt, frames, seed, constraints, steps,
-                                                  close_pinches=close_pinches, split_hands=split_hands)
+                                                  close_pinches=close_pinches, split_hands=split_hands,
+                                                  joint_limits=joint_limits)
 
     def generate(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, model: str = "diffusion",
                  constraints: Constraints | None = None, steps: int | None = None,
                  close_pinches: bool | None = None, candidates: int | None = None,
-                 split_hands: bool | None = None) -> Clip:
+                 split_hands: bool | None = None, joint_limits: bool | None = None) -> Clip:
         """Text -> clip with the named model. ``candidates`` (clutch): token streams drawn, the one
         the model's own captioner matches best to the prompt kept (None: the pipeline's default)."""
         if model == "clutch":
-            if constraints is not None or steps is not None or close_pinches is not None or split_hands is not None:
-                raise ValueError("the clutch model takes no constraints, steps, pinch closing or hand splitting; "
-                                 "use model='diffusion'")
+            if any(v is not None for v in (constraints, steps, close_pinches, split_hands, joint_limits)):
+                raise ValueError("the clutch model takes no constraints, steps, pinch closing, hand splitting or "
+                                 "joint limits; use model='diffusion'")
             return self.pipeline(model).generate(prompt, frames, seed, candidates=candidates)
         if candidates is not None:
             raise ValueError("candidates is a clutch setting; the diffusion model draws one sample per seed")
         return self.pipeline(model).generate(prompt, frames, seed, constraints, steps, close_pinches=close_pinches,
-                                             split_hands=split_hands)
+                                             split_hands=split_hands, joint_limits=joint_limits)
 
     def caption(self, clip: Clip, candidates: int | None = None) -> str:
         """Motion -> text, with the CLUTCH model. ``candidates``: the greedy caption and candidates - 1

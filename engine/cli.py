@@ -66,6 +66,9 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
                    help="diffusion: sample both hands from all three texts together even when the prompt gives each "
                         "hand its own action at the same time (by default each hand then follows its own part, with "
                         "both parts, its own first, as the whole text)")
+    p.add_argument("--no-joint-limits", dest="joint_limits", action="store_false",
+                   help="diffusion: keep finger joints the model bends past their anatomical limits as they are "
+                        "(by default they are eased back inside over a few frames)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True, help="output file; the format follows the extension")
 
@@ -74,12 +77,13 @@ def _run_generate(args: argparse.Namespace) -> int:
     from engine.api import Prompt, Studio
     studio = Studio.load(device=args.device)
     prompt = Prompt(args.text, args.left, args.right)
-    pinches = []
+    pinches, limits = [], None
     if args.model == "clutch":
         hands = args.text.strip() != ""  # with TEXT given, --left/--right would be ignored
         given = [o for o, on in (("--left", hands and args.left.strip()), ("--right", hands and args.right.strip()),
                                  ("--no-close-pinches", not args.close_pinches),
-                                 ("--no-split-hands", not args.split_hands)) if on]
+                                 ("--no-split-hands", not args.split_hands),
+                                 ("--no-joint-limits", not args.joint_limits)) if on]
         if given:
             raise ValueError(f"--model clutch reads one text (TEXT, or --left/--right when TEXT is empty) and takes "
                              f"no {', '.join(given)}; those are for the diffusion model")
@@ -91,14 +95,17 @@ def _run_generate(args: argparse.Namespace) -> int:
         item = {}
         for item in studio.generate_iter(prompt, frames=args.frames, seed=args.seed, model=args.model,
                                          steps=args.steps, close_pinches=args.close_pinches,
-                                         split_hands=args.split_hands):
+                                         split_hands=args.split_hands, joint_limits=args.joint_limits):
             pass
-        clip, pinches = item["clip"], item.get("pinches", [])
+        clip, pinches, limits = item["clip"], item.get("pinches", []), item.get("limits")
     path = clip.save(args.out)
     print(f"wrote {path} ({clip.num_frames} frames at {clip.fps:g} fps)")
     for r in pinches:
         print(f"pinch {r['hand']} thumb-{r['finger']}: {r['action']} (closest {r['gap_before_mm']:.1f} mm -> "
               f"{r['gap_after_mm']:.1f} mm)")
+    if limits and limits["joint_frames"]:
+        print(f"joint limits: {limits['joint_frames']} finger joint-frames past their limits "
+              f"({100 * limits['share']:.1f} %, at most {limits['max_excess_deg']:.1f} deg) eased back inside")
     return 0
 
 

@@ -129,6 +129,22 @@ def test_generate_gives_each_hand_its_own_action(tmp_path):
     assert fist["on"] < 8.5 < fist["off"], fist
 
 
+def test_generate_keeps_joints_in_their_limits(tmp_path):
+    """The shipped model curls a fist's fingers past their anatomical limits (seed 0: about a quarter
+    of the right hand's joint-frames); by default they are eased back inside and the count printed,
+    --no-joint-limits writes the model's own poses."""
+    from engine.evaluation.physical import limit_violations
+    from engine.motion.clip import Clip
+    text = "make a fist with the right hand"
+    r = run("generate", text, "--out", str(tmp_path / "on.npz"))
+    assert r.returncode == 0 and "joint limits:" in r.stdout and "eased back inside" in r.stdout, r.stdout + r.stderr
+    r = run("generate", text, "--no-joint-limits", "--out", str(tmp_path / "off.npz"))
+    assert r.returncode == 0 and "joint limits" not in r.stdout, r.stdout
+    on, off = (Clip.load(tmp_path / f) for f in ("on.npz", "off.npz"))
+    assert limit_violations(on.hand_pose, on.betas)["limit_frac"] == 0
+    assert limit_violations(off.hand_pose, off.betas)["limit_frac"] > 0.05
+
+
 @pytest.mark.parametrize("args,needle", [
     (["", "--out", "x.npz"], "prompt"),
     (["wave", "--frames", "0", "--out", "x.npz"], "frames"),
@@ -136,6 +152,7 @@ def test_generate_gives_each_hand_its_own_action(tmp_path):
     (["wave", "--left", "fist", "--model", "clutch", "--out", "x.npz"],
      "--model clutch reads one text (TEXT, or --left/--right when TEXT is empty) and takes no --left"),
     (["wave", "--no-split-hands", "--model", "clutch", "--out", "x.npz"], "takes no --no-split-hands"),
+    (["wave", "--no-joint-limits", "--model", "clutch", "--out", "x.npz"], "takes no --no-joint-limits"),
 ])
 def test_generate_bad_input_is_one_clear_error(tmp_path, args, needle):
     r = run("generate", *args[:-1], str(tmp_path / args[-1]))

@@ -160,6 +160,21 @@ def test_each_hand_its_own_action_checkbox_reaches_the_sampler(window, qtbot):
     assert not np.allclose(on, doc.clip.joints)
 
 
+def test_joint_limits_checkbox_reaches_the_sampler(window, qtbot):
+    """"Keep joints in limits" (on by default): no finger joint of the take is past its anatomical
+    limit; with the box off the take is the sampler's own, whose fingers pass them."""
+    from engine.evaluation.physical import limit_violations
+    p, doc = window.prompt_panel, window.document
+    assert p.joint_limits_check.isChecked() and p.options().joint_limits
+    p.text_edit.setPlainText("make a fist with the right hand")
+    generate_and_wait(qtbot, window, p.generate)
+    assert limit_violations(doc.clip.hand_pose, doc.clip.betas)["limit_frac"] == 0
+    p.joint_limits_check.setChecked(False)
+    assert not p.options().joint_limits and not plan_generation(doc, p.options()).joint_limits
+    generate_and_wait(qtbot, window, p.generate)
+    assert limit_violations(doc.clip.hand_pose, doc.clip.betas)["limit_frac"] > 0
+
+
 def test_hand_parts_of_the_prompt_show_in_the_empty_fields(window, qtbot):
     """A prompt that gives each hand its own part: the empty Left/Right fields show the part the
     diffusion model will read there; a typed field is the user's and wins."""

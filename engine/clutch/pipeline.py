@@ -164,13 +164,15 @@ class ClutchPipeline:
 
     def generate_iter(self, prompt: str | Prompt, frames: int = 60, seed: int = 0, constraints=None,
                       steps: int | None = None, guidance: float | None = None, close_pinches: bool | None = None,
-                      preview: bool = True, candidates: int | None = None, split_hands: bool | None = None):
+                      preview: bool = True, candidates: int | None = None, split_hands: bool | None = None,
+                      joint_limits: bool | None = None):
         """``generate`` in the shape of the diffusion pipeline's ``generate_iter`` (what the app's
         worker runs): one pass, so a generator with a single item ``{"step": 1, "of": 1, "clip",
         "pinches": []}``. The diffusion-only settings must be None (one clear error, raised here,
         not at the first ``next``); ``preview`` is accepted and ignored (there is nothing to preview)."""
         given = [name for name, v in (("constraints", constraints), ("steps", steps), ("guidance", guidance),
-                                      ("pinch closing", close_pinches), ("hand splitting", split_hands))
+                                      ("pinch closing", close_pinches), ("hand splitting", split_hands),
+                                      ("joint limits", joint_limits))
                  if v is not None]
         if given:
             raise ValueError(f"the clutch model takes no {', '.join(given)}; use the diffusion model for them")

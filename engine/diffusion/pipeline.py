@@ -22,6 +22,7 @@ from engine.diffusion import inpaint
 from engine.diffusion.constraints import Constraints
 from engine.diffusion.denoiser import BRANCHES, Denoiser
 from engine.diffusion.hand_texts import fill_hand_texts, hand_prompts, separate_hands
+from engine.diffusion.limits import respect_limits
 from engine.diffusion.representation import denormalize, normalize, tensor_to_clip
 from engine.diffusion.schedulers import DDIMScheduler, SchedulerConfig
 from engine.diffusion.text_encoder import MAX_TOKENS
@@ -198,7 +199,7 @@ class DiffusionPipeline:
     def __init__(self, model: Denoiser, text_encoder=None, hands=None, scheduler: DDIMScheduler | None = None,
                  steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, overlap: int = DEFAULT_OVERLAP,
                  threads: int | None = SAMPLING_THREADS, hand_texts: bool = True, close_pinches: bool = True,
-                 split_hands: bool = True):
+                 split_hands: bool = True, joint_limits: bool = True):
         if not 0 <= overlap < model.config.frames:
             raise ValueError(f"overlap must be 0..{model.config.frames - 1} frames; got {overlap}")
         self.model = model.eval()
@@ -210,6 +211,7 @@ class DiffusionPipeline:
         self.close_pinches = close_pinches  # make pinches the prompt names touch (contacts.py)
         # each hand from its own text when the prompt gives each hand a separate action (hand_texts.separate_hands)
         self.split_hands = split_hands
+        self.joint_limits = joint_limits  # ease free finger joints back inside their anatomical limits (limits.py)
         self.cuda_graphs = True  # replay the guided step as a CUDA graph on a GPU (no effect on the CPU)
         self._graphs: dict = {}
 
@@ -333,15 +335,20 @@ class DiffusionPipeline:
     def generate_iter(self, prompt: str | Prompt, frames: int = 60, seed: int = 0,
                       constraints: Constraints | None = None, steps: int | None = None,
                       guidance: float | None = None, preview: bool = True,
-                      close_pinches: bool | None = None, split_hands: bool | None = None) -> Iterator[dict]:
+                      close_pinches: bool | None = None, split_hands: bool | None = None,
+                      joint_limits: bool | None = None) -> Iterator[dict]:
         """Validate everything now (bad input raises here, not at the first ``next``), then return
         the step generator. ``close_pinches``: None = the pipeline's setting (``close_pinches``);
-        the last item's ``"pinches"`` lists what was closed. ``split_hands``: None = the pipeline's
+        the last item's ``"pinches"`` lists what was closed. ``joint_limits``: None = the pipeline's
+        setting; on, free finger joints past their anatomical limits are eased back inside
+        (``limits.respect_limits``) before the pinches are closed; the last item's ``"limits"`` says how
+        many joint-frames were. ``split_hands``: None = the pipeline's
         setting; on, a prompt that gives each hand its own action at the same time
         (``hand_texts.separate_hands``) has each hand generated from its own part (``encode_split``)."""
         prompt = check_prompt(prompt)
         close_pinches = self.close_pinches if close_pinches is None else bool(close_pinches)
         split_hands = self.split_hands if split_hands is None else bool(split_hands)
+        joint_limits = self.joint_limits if joint_limits is None else bool(joint_limits)
         if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or not 1 <= frames <= MAX_FRAMES:
             raise ValueError(f"frames must be an integer in 1..{MAX_FRAMES}; got {frames!r}")
         steps = self.steps if steps is None else steps
@@ -363,11 +370,11 @@ class DiffusionPipeline:
         if self.hand_texts:  # per window, so "left waves, then right claps" gives each window its hands
             prompts = [self._with_hand_texts(p) for p in prompts]
         return self._steps(prompt, prompts, starts, int(frames), int(seed), keep_all, target_all, betas,
-                           int(steps), guidance, preview, close_pinches, split_hands)
+                           int(steps), guidance, preview, close_pinches, split_hands, joint_limits)
 
     @torch.no_grad()
     def _steps(self, prompt, prompts, starts, frames, seed, keep_all, target_all, betas, steps, guidance,
-               preview, close_pinches=True, split_hands=True) -> Iterator[dict]:
+               preview, close_pinches=True, split_hands=True, joint_limits=True) -> Iterator[dict]:
         W = self.model.config.frames
         threads = self.threads if self.device.type == "cpu" else None  # set per step, never across a yield
         with torch_threads(threads):
@@ -416,21 +423,26 @@ class DiffusionPipeline:
             # the last x0 is already seam-blended (normalised); impose again in raw units: bit-exact values
             out[s:s + n] = inpaint.impose(denormalize(x0[0], mean, std), target, keep)[:n]
             done = s + n
-        pinches = []
+        pinches, limits = [], None
+        if joint_limits:  # before the pinches: closing them keeps joints inside the limits it starts from
+            with torch_threads(threads):
+                out, limits = respect_limits(out, betas, self.hands, keep_all.to(out.device))
         if close_pinches:
             with torch.enable_grad():
                 out, pinches = self.finish_pinches(out, betas, prompt, keep_all.to(out.device))
         clip = tensor_to_clip(out, betas, prompt=prompt)
         yield {"step": total, "of": total, "window": len(starts) - 1, "windows": len(starts),
-               "preview": clip, "clip": clip, "pinches": pinches}
+               "preview": clip, "clip": clip, "pinches": pinches, "limits": limits}
 
     def generate(self, prompt: str | Prompt, frames: int = 60, seed: int = 0,
                  constraints: Constraints | None = None, steps: int | None = None,
-                 guidance: float | None = None, close_pinches: bool | None = None, split_hands: bool | None = None):
+                 guidance: float | None = None, close_pinches: bool | None = None, split_hands: bool | None = None,
+                 joint_limits: bool | None = None):
         """Run ``generate_iter`` to the end and return the Clip."""
         item = {}
         for item in self.generate_iter(prompt, frames, seed, constraints, steps, guidance, preview=False,
-                                       close_pinches=close_pinches, split_hands=split_hands):
+                                       close_pinches=close_pinches, split_hands=split_hands,
+                                       joint_limits=joint_limits):
             pass
         return item["clip"]
 
@@ -449,7 +461,8 @@ def load_pipeline(folder=None, device: str | torch.device = "cpu", hands=None, t
                              overlap=int(meta.get("overlap", DEFAULT_OVERLAP)),
                              hand_texts=bool(meta.get("hand_texts", True)),
                              close_pinches=bool(meta.get("close_pinches", True)),
-                             split_hands=bool(meta.get("split_hands", True)))
+                             split_hands=bool(meta.get("split_hands", True)),
+                             joint_limits=bool(meta.get("joint_limits", True)))
 
 
 def _cat_memory(a: tuple, b: tuple) -> tuple[torch.Tensor, torch.Tensor]:

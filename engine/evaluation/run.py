@@ -139,7 +139,7 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
                             n: int = 512, steps: int | None = None, mm_prompts: int = 32, mm_repeats: int = 5,
                             seed: int = 0, pool: int = 32, whole_only: bool = False,
                             hand_texts: bool | None = None, close_pinches: bool | None = None,
-                            split_hands: bool | None = None) -> Iterator[dict]:
+                            split_hands: bool | None = None, joint_limits: bool | None = None) -> Iterator[dict]:
     """Generate one clip per test prompt (first ``n``), then score. Yields progress, then
     ``{"done": True, "rows": {...}, "table": markdown, "n", "steps", "pool"}``.
 
@@ -150,7 +150,8 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     see ``load_eval_set`` and ``DiffusionPipeline.hand_texts`` (None: the model's default); so is
     ``split_hands`` (``DiffusionPipeline.split_hands``). ``close_pinches``: close the pinches each prompt names, as the app does (None: the pipeline's
     setting, on); when it changes anything, a "Diffusion, pinches not closed" row scores the same
-    generations before that step."""
+    generations before that step. ``joint_limits``: ease finger joints back inside their limits
+    (``DiffusionPipeline.joint_limits``; None: the model's setting, on)."""
     from engine.api import Studio
     from engine.diffusion.representation import clip_to_tensor, tensor_to_clip
 
@@ -160,7 +161,7 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     pool = min(int(pool), len(prompts))
     studio = Studio.load(device="cpu", diffusion=model)
     pipe = studio.pipeline("diffusion")
-    _set_prompt_handling(pipe, hand_texts, split_hands)
+    _set_prompt_handling(pipe, hand_texts, split_hands, joint_limits)
     t0 = time.perf_counter()
     gen, raw = [], []  # as the app makes them / the sampler's output before named pinches are closed
     for i, p in enumerate(prompts):
@@ -174,7 +175,7 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     seconds = (time.perf_counter() - t0) / len(prompts)
     groups = []
     for i, p in enumerate(prompts[:mm_prompts]):
-        groups.append(np.stack([studio.generate(p, frames=gt.shape[1], seed=1000 + r, steps=steps).joints
+        groups.append(np.stack([pipe.generate(p, frames=gt.shape[1], seed=1000 + r, steps=steps).joints
                                 for r in range(mm_repeats)]))
         yield {"stage": "multimodality", "done": i + 1, "of": min(mm_prompts, len(prompts))}
     gt_emb = ev.embed_motion(gt)
@@ -204,12 +205,15 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     yield {"done": True, "rows": rows, "table": table(rows), "n": len(prompts), "steps": steps, "pool": pool}
 
 
-def _set_prompt_handling(pipe, hand_texts: bool | None, split_hands: bool | None) -> None:
-    """The pipeline's prompt options for an evaluation; None keeps the model's setting."""
+def _set_prompt_handling(pipe, hand_texts: bool | None, split_hands: bool | None,
+                         joint_limits: bool | None = None) -> None:
+    """The pipeline's prompt and output options for an evaluation; None keeps the model's setting."""
     if hand_texts is not None:
         pipe.hand_texts = bool(hand_texts)
     if split_hands is not None:
         pipe.split_hands = bool(split_hands)
+    if joint_limits is not None:
+        pipe.joint_limits = bool(joint_limits)
 
 
 SWEEPS = ("steps", "guidance")  # sampler settings a quality curve can sweep
@@ -218,7 +222,7 @@ SWEEPS = ("steps", "guidance")  # sampler settings a quality curve can sweep
 def sweep_iter(data: str | Path, param: str, values: list, model: str | Path | None = None,
                evaluator: str | Path | None = None, n: int = 512, seed: int = 0,
                split: str = "test", whole_only: bool = False, hand_texts: bool | None = None,
-               split_hands: bool | None = None) -> Iterator[dict]:
+               split_hands: bool | None = None, joint_limits: bool | None = None) -> Iterator[dict]:
     """Quality against one sampler setting (``param``: sampler ``steps`` or CFG ``guidance``) on
     the same prompts and seeds: per value R@1/2/3, FID, MM-Dist (embedding_row), ``Hand acc``,
     ``Speed`` (``metrics.speed_ratio``: how much the generations move against the data) and ``s/clip``
@@ -236,7 +240,7 @@ def sweep_iter(data: str | Path, param: str, values: list, model: str | Path | N
             raise ValueError(f"guidance-curve scales must be numbers in 0..20; got {v!r}")
     prompts, gt, ev = load_eval_set(data, n, evaluator, split=split, whole_only=whole_only)
     pipe = Studio.load(device="cpu", diffusion=model).pipeline("diffusion")
-    _set_prompt_handling(pipe, hand_texts, split_hands)
+    _set_prompt_handling(pipe, hand_texts, split_hands, joint_limits)
     pipe.generate(prompts[0], frames=gt.shape[1], seed=seed, steps=1)  # load and warm up off the clock
     gt_emb = ev.embed_motion(gt)
     rows = {}
@@ -338,6 +342,9 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--close-pinches", choices=("on", "off"), default=None,
                    help="close the thumb-fingertip pinches each prompt names, as the app does (default: on); the "
                         "main table then also scores the same generations before that step")
+    d.add_argument("--joint-limits", choices=("on", "off"), default=None,
+                   help="ease finger joints that pass their anatomical limits back inside, as the app does "
+                        "(default: the model's setting, on)")
     d.add_argument("--skip-main", action="store_true",
                    help="leave out the main table (with --constraints and/or the curves)")
     d.add_argument("--json", help="also write the rows to this JSON file; with --constraints or a curve it holds "
@@ -366,8 +373,9 @@ def run_eval(args: argparse.Namespace) -> int:
     out: dict = {}
     ht = getattr(args, "hand_texts", None)
     sh = getattr(args, "split_hands", None)
+    jl = getattr(args, "joint_limits", None)
     prompt_kw = {"whole_only": bool(getattr(args, "whole_only", False)), "hand_texts": None if ht is None else ht == "on",
-                 "split_hands": None if sh is None else sh == "on"}
+                 "split_hands": None if sh is None else sh == "on", "joint_limits": None if jl is None else jl == "on"}
     if not getattr(args, "skip_main", False):
         cp = getattr(args, "close_pinches", None)
         last = _last(evaluate_diffusion_iter(args.data, args.checkpoint, args.evaluator, args.n, args.steps,
@@ -389,6 +397,7 @@ def run_eval(args: argparse.Namespace) -> int:
         from engine.api import Studio
         from engine.evaluation.constraint_eval import evaluate_constraints_iter
         pipeline = Studio.load(device="cpu", diffusion=args.checkpoint).pipeline("diffusion")
+        _set_prompt_handling(pipeline, prompt_kw["hand_texts"], prompt_kw["split_hands"], prompt_kw["joint_limits"])
         last = _last(evaluate_constraints_iter(args.data, pipeline, args.constraints_n, args.steps), every=30)
         print(f"\nconstraints, {last['n']} test clips, steps {last['steps'] or 'default'} "
               "(targets: locked <= 1e-5, wrist <= 5 mm, seam ratio <= 2)")

@@ -710,7 +710,8 @@ class MainWindow(QMainWindow):
         for name in ("seed_spin", "steps_spin", "guidance_spin", "frames_spin"):
             getattr(new, name).setValue(getattr(old, name).value())
         new.set_context_frames(old.context_wanted)
-        for name in ("keep_keys_check", "inbetween_check", "extend_check", "close_pinches_check", "split_hands_check"):
+        for name in ("keep_keys_check", "inbetween_check", "extend_check", "close_pinches_check", "split_hands_check",
+                     "joint_limits_check"):
             getattr(new, name).setChecked(getattr(old, name).isChecked())
         for hand, check in old.pin_checks.items():
             new.pin_checks[hand].setChecked(check.isChecked())

@@ -346,6 +346,11 @@ class QtPromptPanel(QWidget):
                                           "(\"the right hand waves while the left hand makes a fist\"), generate "
                                           "each hand from its own field (both fields, its own first, as the "
                                           "prompt), so one hand's action does not leak into the other")
+        self.joint_limits_check = QCheckBox("Keep joints in limits", self)
+        self.joint_limits_check.setChecked(True)
+        self.joint_limits_check.setToolTip("Ease any finger joint the model bends past its anatomical limit back "
+                                           "inside over a few frames (kept keys and locked hands are not touched); "
+                                           "off: the model's poses as they are")
         self.inbetween_check = QCheckBox("In-between the interval only", self)
         self.inbetween_check.setToolTip("Regenerate only the selected interval; the rest of the take and "
                                         "every key stay exact (Ctrl+drag on the timeline sets the interval)")
@@ -391,6 +396,7 @@ class QtPromptPanel(QWidget):
         grid.addWidget(self.keep_keys_check)
         grid.addWidget(self.close_pinches_check)
         grid.addWidget(self.split_hands_check)
+        grid.addWidget(self.joint_limits_check)
         grid.addWidget(self.inbetween_check)
         row = QHBoxLayout()
         row.addWidget(self.lock_checks["left"])
@@ -590,7 +596,8 @@ class QtPromptPanel(QWidget):
                   pin_wrists=tuple(h for h, c in self.pin_checks.items() if c.isChecked()),
                   extend=self.extend_check.isChecked(), context_frames=self.context_spin.value(),
                   close_pinches=self.close_pinches_check.isChecked(),
-                  split_hands=self.split_hands_check.isChecked())
+                  split_hands=self.split_hands_check.isChecked(),
+                  joint_limits=self.joint_limits_check.isChecked())
         kw.update(overrides)
         return GenerationOptions(**kw)
 

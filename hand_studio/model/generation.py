@@ -61,6 +61,7 @@ class GenerationOptions:
     context_frames: int = 10
     close_pinches: bool = True  # diffusion: make the thumb-fingertip pinches the prompt names touch
     split_hands: bool = True  # diffusion: each hand from its own part when they act apart at once
+    joint_limits: bool = True  # diffusion: ease finger joints past their anatomical limits back inside
 
 
 @dataclass
@@ -87,6 +88,7 @@ class GenerationPlan:
     pins: dict = field(default_factory=dict)
     close_pinches: bool = True
     split_hands: bool = True
+    joint_limits: bool = True
 
     def start(self, studio):
         """The engine's step generator for this request (loads the model on first use, so call it
@@ -102,7 +104,8 @@ class GenerationPlan:
                                       "for a longer take")
             return studio.generate_iter(self.prompt, frames=self.frames, seed=self.seed, model=self.model,
                                         constraints=self.constraints)
-        pinch = {"close_pinches": self.close_pinches, "split_hands": self.split_hands}
+        pinch = {"close_pinches": self.close_pinches, "split_hands": self.split_hands,
+                 "joint_limits": self.joint_limits}
         if self.guidance is None:
             return studio.generate_iter(self.prompt, frames=self.frames, seed=self.seed, model=self.model,
                                         constraints=self.constraints, steps=self.steps, **pinch)
@@ -342,7 +345,7 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
         return GenerationPlan(o.prompt, n, o.seed, o.steps, o.guidance, o.model, c,
                               f"Extend by {frames} frames{rate}", src, document.current_take.generated, {},
                               extend_from=T - ctx, model_at=model_at, close_pinches=o.close_pinches,
-                              split_hands=o.split_hands)
+                              split_hands=o.split_hands, joint_limits=o.joint_limits)
 
     regenerate = o.inbetween or bool(locked) or bool(pins)
     if regenerate:
@@ -425,7 +428,7 @@ def plan_generation(document: Document, options: GenerationOptions) -> Generatio
     return GenerationPlan(o.prompt, n, o.seed, o.steps, o.guidance, o.model, constraints, desc + rate, src,
                           document.current_take.generated, keys if has_keys else {}, locked if regenerate else (),
                           kept, model_at=model_at, pins=pin_fix, close_pinches=o.close_pinches,
-                          split_hands=o.split_hands)
+                          split_hands=o.split_hands, joint_limits=o.joint_limits)
 
 
 CAPTION_FPS = MODEL_FPS  # the CLUTCH captioner reads 30 fps motion
