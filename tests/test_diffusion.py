@@ -14,7 +14,8 @@ from engine.diffusion import inpaint
 from engine.diffusion.checkpoint import CheckpointError, load_model, save_model
 from engine.diffusion.constraints import Constraints
 from engine.diffusion.denoiser import Denoiser, DenoiserConfig
-from engine.diffusion.pipeline import DiffusionPipeline, segment_prompts, split_segments, window_starts
+from engine.diffusion.pipeline import (DiffusionPipeline, bridge_segments, segment_prompts, split_segments,
+                                       window_starts)
 from engine.diffusion.representation import (CHANNELS, HAND_CHANNELS, channel_mask, clip_to_tensor,
                                              joint_channels, tensor_to_clip)
 from engine.diffusion.schedulers import DDIMScheduler, SchedulerConfig
@@ -280,6 +281,23 @@ def test_long_horizon_windows_and_segments(pipe):
     assert np.abs(clip.hand_pose[:4] - ctx.hand_pose[-4:]).max() <= 1e-5
     n = sum(1 for _ in pipe.generate_iter("wave", frames=50, steps=2))
     assert n == 2 * 4  # cost linear in the number of windows
+
+
+def test_a_window_where_the_text_changes_reads_the_transition(pipe, monkeypatch):
+    """A window whose 'then' part is new reads "<the previous part>, then <its own>" (it starts from
+    the old action's last frames), when that fits the token limit; the others read their own part."""
+    words = lambda t: len(t.split())  # noqa: E731  (a stand-in token count)
+    ps = bridge_segments(segment_prompts(Prompt("wave, then clap", right="point then rest"), 4), words, limit=8)
+    assert [p.text for p in ps] == ["wave", "wave", "wave, then clap", "clap"]
+    assert [p.right for p in ps] == ["point", "point", "point, then rest", "rest"]
+    assert [p.left for p in ps] == ["", "", "", ""]
+    long = bridge_segments(segment_prompts(Prompt("wave the left hand slowly, then clap"), 2), words, limit=5)
+    assert [p.text for p in long] == ["wave the left hand slowly", "clap"]  # over the limit: its own part
+    seen = []
+    encode = pipe.encode_prompts
+    monkeypatch.setattr(pipe, "encode_prompts", lambda prompts: seen.extend(p.text for p in prompts) or encode(prompts))
+    pipe.generate("wave then clap", frames=50, seed=0, steps=1)
+    assert seen == ["wave", "wave", "wave, then clap", "clap"]
 
 
 def test_bad_inputs(pipe):
