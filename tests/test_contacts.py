@@ -262,3 +262,9 @@ def test_long_take_closes_pinches_window_by_window(hands):
     assert on["pinches"] and all(r["frames"] in windows for r in on["pinches"])
     untouched = max(e for _, e in windows)
     assert np.array_equal(on["clip"].hand_pose[untouched:], off["clip"].hand_pose[untouched:])
+    # the change fades out over the frames the last pinching window shares with the next one: no step
+    # where it ends (the windows' changes are cross-faded there)
+    d = on["clip"].hand_pose[:, 1] - off["clip"].hand_pose[:, 1]
+    fade = d[min(s for s in starts if s > windows[-1][0]) - 1:untouched + 1]
+    assert np.abs(fade).max() > 0.05  # the pinch's change reaches into the shared frames
+    assert np.abs(np.diff(fade, axis=0)).max() < 0.5 * np.abs(fade).max()

@@ -73,6 +73,19 @@ def segment_prompts(prompt: Prompt, windows: int) -> list[Prompt]:
     return [Prompt(t[i], l[i], r[i]) for i in range(windows)]
 
 
+def crossfade(start: int, end: int, prev_end: int | None, next_start: int | None) -> torch.Tensor:
+    """(end - start,) weights of one window's frames for blending overlapping windows: rising
+    linearly over the frames it shares with the previous window (up to ``prev_end``), falling over
+    those it shares with the next (from ``next_start``), 1 elsewhere; never 0 inside the window."""
+    t = torch.arange(start, end, dtype=torch.float64)
+    w = torch.ones_like(t)
+    if prev_end is not None and prev_end > start:
+        w = torch.minimum(w, (t - start + 1) / (prev_end - start + 1))
+    if next_start is not None and next_start < end:
+        w = torch.minimum(w, (end - t) / (end - next_start + 1))
+    return w
+
+
 def bridge_segments(prompts: list[Prompt], count_tokens, limit: int = MAX_TOKENS) -> list[Prompt]:
     """Per-window prompts -> the same, except that a window whose field reads a new 'then' part
     reads "<the previous window's last part>, then <its own>" when that fits ``limit`` tokens.
@@ -332,25 +345,37 @@ class DiffusionPipeline:
         closed (``contacts.close_pinches``; kept channels untouched), and one report per pinch. A
         take longer than one window is closed window by window, each with its own prompt segment
         ("pinch ..., then wave" pinches in the first window only; a pinch said once per window is
-        made once per window), as the sampler generated it."""
+        made once per window), as the sampler generated it. Each window's change is computed from
+        the sampler's take and cross-faded with its neighbours' over the frames they share, so a
+        window that closes a pinch next to one that does not (or closes it differently) leaves no
+        step at the join."""
         from engine.diffusion import contacts
-        T = x.shape[0]
-        starts = window_starts(T, self.model.config.frames, self.overlap)
+        T, W = x.shape[0], self.model.config.frames
+        starts = window_starts(T, W, self.overlap)
         segments = segment_prompts(check_prompt(prompt), len(starts))
         if self.hand_texts:
             segments = [self._with_hand_texts(p) for p in segments]
+        named = [contacts.named_pinches(p) for p in segments]
+        if not any(named):
+            return x, []
         reports = []
+        change = torch.zeros_like(x)
+        weight = torch.zeros(T, 1, 1, dtype=x.dtype, device=x.device)
         with torch_threads(self.threads if self.device.type == "cpu" else None):
-            for s, p in zip(starts, segments):
-                pinches = contacts.named_pinches(p)
+            for w, (s, pinches) in enumerate(zip(starts, named)):
+                e = min(T, s + W)
+                wt = crossfade(s, e, starts[w - 1] + W if w else None, starts[w + 1] if w + 1 < len(starts) else None)
+                weight[s:e] += wt.to(weight)[:, None, None]
                 if not pinches:
                     continue
-                e = min(T, s + self.model.config.frames)
                 part, rep = contacts.close_pinches(x[s:e], betas, self.hands, pinches,
                                                    None if keep is None else keep[s:e])
-                x = torch.cat([x[:s], part, x[e:]])
+                change[s:e] += wt.to(x)[:, None, None] * (part - x[s:e])
                 reports += [{**r, "frames": [s, e]} for r in rep]
-        return x, reports
+        out = x + change / weight.clamp_min(1e-12)
+        if keep is not None:
+            out = torch.where(keep.to(out.device), x, out)
+        return out, reports
 
     # --- the loop -------------------------------------------------------------------------
     def generate_iter(self, prompt: str | Prompt, frames: int = 60, seed: int = 0,
