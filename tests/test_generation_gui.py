@@ -167,12 +167,16 @@ def test_joint_limits_checkbox_reaches_the_sampler(window, qtbot):
     p, doc = window.prompt_panel, window.document
     assert p.joint_limits_check.isChecked() and p.options().joint_limits
     p.text_edit.setPlainText("make a fist with the right hand")
+    messages = []
+    p.sig_message.connect(messages.append)
     generate_and_wait(qtbot, window, p.generate)
     assert limit_violations(doc.clip.hand_pose, doc.clip.betas)["limit_frac"] == 0
+    assert "eased inside their limits" in messages[-1], messages
     p.joint_limits_check.setChecked(False)
     assert not p.options().joint_limits and not plan_generation(doc, p.options()).joint_limits
     generate_and_wait(qtbot, window, p.generate)
     assert limit_violations(doc.clip.hand_pose, doc.clip.betas)["limit_frac"] > 0
+    assert "limits" not in messages[-1]
 
 
 def test_hand_parts_of_the_prompt_show_in_the_empty_fields(window, qtbot):

@@ -706,6 +706,10 @@ class QtPromptPanel(QWidget):
                                                          f" {r['gap_before_mm']:.0f} -> {r['gap_after_mm']:.0f} mm")
                   for r in item.get("pinches", []) if r.get("action") in ("closed", "nearer")]
         pinched = f"; pinch closed: {', '.join(closed)}" if closed else ""
+        limits = item.get("limits") or {}
+        if limits.get("joint_frames"):
+            pinched += (f"; {100 * limits['share']:.1f} % of finger joint-frames eased inside their limits "
+                        f"(up to {limits['max_excess_deg']:.0f} deg past)")
         self.sig_message.emit(f"{name}: {self.plan.description} ({took:.1f} s{pinched})")
         self.sig_generation_finished.emit(name)
 
