@@ -709,7 +709,7 @@ class QtPromptPanel(QWidget):
         limits = item.get("limits") or {}
         if limits.get("joint_frames"):
             pinched += (f"; {100 * limits['share']:.1f} % of finger joint-frames eased inside their limits "
-                        f"(up to {limits['max_excess_deg']:.0f} deg past)")
+                        f"(up to {limits['max_excess_deg']:.1f} deg past)")
         self.sig_message.emit(f"{name}: {self.plan.description} ({took:.1f} s{pinched})")
         self.sig_generation_finished.emit(name)
 
