@@ -129,3 +129,15 @@ def test_pipeline_reports_and_the_switch_turns_it_off(hands):
     assert limit_violations(c_off.hand_pose, c_off.betas)["limit_frac"] > 0.05
     assert limit_violations(c_on.hand_pose, c_on.betas)["limit_frac"] == 0
     np.testing.assert_array_equal(c_on.transl, c_off.transl)  # only finger joints change
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_same_result_on_cuda(hands):
+    clip = bending_clip(hands)
+    x = clip_to_tensor(clip)
+    keep = torch.zeros_like(x, dtype=torch.bool)
+    keep[28:33, 1, joint_channels(1)] = True
+    y_cpu, rep_cpu = respect_limits(x, clip.betas, hands, keep)
+    y_gpu, rep_gpu = respect_limits(x.cuda(), clip.betas, hands, keep.cuda())
+    assert y_gpu.device.type == "cuda" and rep_gpu == rep_cpu
+    torch.testing.assert_close(y_gpu.cpu(), y_cpu, atol=1e-6, rtol=0)

@@ -101,7 +101,7 @@ def respect_limits(x: torch.Tensor, betas: np.ndarray, hands, keep: torch.Tensor
             continue
         r6 = axis_angle_to_rot6d(from_anatomical(new, frames).reshape(T, 15, 3))  # (T, 15, 6)
         cur = out[:, h, ROT_DIM:NUM_ROT_CHANNELS].reshape(T, 15, ROT_DIM)
-        cur[changed] = r6[changed].to(out.dtype).to(out.device)
+        cur[changed.to(out.device)] = r6[changed].to(out.dtype).to(out.device)
         out[:, h, ROT_DIM:NUM_ROT_CHANNELS] = cur.reshape(T, 15 * ROT_DIM)
     report["share"] = report["joint_frames"] / max(free_total, 1)
     report["max_excess_deg"] = round(report["max_excess_deg"], 2)
