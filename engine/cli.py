@@ -100,9 +100,11 @@ def _run_generate(args: argparse.Namespace) -> int:
         clip, pinches, limits = item["clip"], item.get("pinches", []), item.get("limits")
     path = clip.save(args.out)
     print(f"wrote {path} ({clip.num_frames} frames at {clip.fps:g} fps)")
+    windows = len({tuple(r.get("frames", ())) for r in pinches}) > 1  # a long take: say which window
     for r in pinches:
+        where = f", frames {r['frames'][0]}-{r['frames'][1] - 1}" if windows and "frames" in r else ""
         print(f"pinch {r['hand']} thumb-{r['finger']}: {r['action']} (closest {r['gap_before_mm']:.1f} mm -> "
-              f"{r['gap_after_mm']:.1f} mm)")
+              f"{r['gap_after_mm']:.1f} mm{where})")
     if limits and limits["joint_frames"]:
         print(f"joint limits: {limits['joint_frames']} finger joint-frames past their limits "
               f"({100 * limits['share']:.1f} %, at most {limits['max_excess_deg']:.1f} deg) eased back inside")
