@@ -127,56 +127,52 @@ def test_prompt_generate_adds_take_and_changes_meshes(window, qtbot):
     assert [t.name for t in doc.takes] == ["Take 1", "waving"]
 
 
+def on_and_off(window, qtbot, box: str, option: str, text: str):
+    """Generate ``text`` with the prompt panel's check box ``box`` on (its default) and then off;
+    the option it sets must reach the plan. -> ((clip, status message) on, (clip, message) off)."""
+    p, doc = window.prompt_panel, window.document
+    check = getattr(p, box)
+    assert check.isChecked() and getattr(p.options(), option)
+    p.text_edit.setPlainText(text)
+    messages = []
+    p.sig_message.connect(messages.append)
+    generate_and_wait(qtbot, window, p.generate)
+    on = (doc.clip, messages[-1])
+    check.setChecked(False)
+    assert not getattr(p.options(), option) and not getattr(plan_generation(doc, p.options()), option)
+    generate_and_wait(qtbot, window, p.generate)
+    return on, (doc.clip, messages[-1])
+
+
 def test_named_pinch_is_closed_and_the_checkbox_turns_it_off(window, qtbot):
     """A prompt naming a pinch: the take's thumb and ring tips touch and the status says so; with
     "Close named pinches" off the take is the sampler's own (the tiny model's pinch stays open)."""
     from engine.evaluation.metrics import thumb_gaps
-    p, doc = window.prompt_panel, window.document
-    assert p.close_pinches_check.isChecked() and p.options().close_pinches
-    p.text_edit.setPlainText("pinch the thumb and ring finger of the right hand")
-    messages = []
-    p.sig_message.connect(messages.append)
-    generate_and_wait(qtbot, window, p.generate)
-    on = thumb_gaps(doc.clip.joints)[:, 1, 2].min()
-    assert "pinch closed: right thumb-ring" in messages[-1], messages
-    p.close_pinches_check.setChecked(False)
-    assert not p.options().close_pinches and not plan_generation(doc, p.options()).close_pinches
-    generate_and_wait(qtbot, window, p.generate)
-    off = thumb_gaps(doc.clip.joints)[:, 1, 2].min()
-    assert on < off and "pinch closed" not in messages[-1]
+    (on, said_on), (off, said_off) = on_and_off(window, qtbot, "close_pinches_check", "close_pinches",
+                                                "pinch the thumb and ring finger of the right hand")
+    assert "pinch closed: right thumb-ring" in said_on, said_on
+    assert thumb_gaps(on.joints)[:, 1, 2].min() < thumb_gaps(off.joints)[:, 1, 2].min()
+    assert "pinch closed" not in said_off
 
 
 def test_each_hand_its_own_action_checkbox_reaches_the_sampler(window, qtbot):
     """"Each hand its own action" (on by default): a prompt giving each hand a separate action at once
     is sampled hand by hand; with the box off, from all the texts together - a different take."""
-    p, doc = window.prompt_panel, window.document
-    assert p.split_hands_check.isChecked() and p.options().split_hands
-    p.text_edit.setPlainText("the right hand waves while the left hand makes a fist")
-    generate_and_wait(qtbot, window, p.generate)
-    on = doc.clip.joints.copy()
-    p.split_hands_check.setChecked(False)
-    assert not p.options().split_hands and not plan_generation(doc, p.options()).split_hands
-    generate_and_wait(qtbot, window, p.generate)
-    assert not np.allclose(on, doc.clip.joints)
+    (on, _), (off, _) = on_and_off(window, qtbot, "split_hands_check", "split_hands",
+                                   "the right hand waves while the left hand makes a fist")
+    assert not np.allclose(on.joints, off.joints)
 
 
 def test_joint_limits_checkbox_reaches_the_sampler(window, qtbot):
     """"Keep joints in limits" (on by default): no finger joint of the take is past its anatomical
-    limit; with the box off the take is the sampler's own, whose fingers pass them."""
+    limit and the status says how much was eased; with the box off the take is the sampler's own,
+    whose fingers pass them."""
     from engine.evaluation.physical import limit_violations
-    p, doc = window.prompt_panel, window.document
-    assert p.joint_limits_check.isChecked() and p.options().joint_limits
-    p.text_edit.setPlainText("make a fist with the right hand")
-    messages = []
-    p.sig_message.connect(messages.append)
-    generate_and_wait(qtbot, window, p.generate)
-    assert limit_violations(doc.clip.hand_pose, doc.clip.betas)["limit_frac"] == 0
-    assert "eased inside their limits" in messages[-1], messages
-    p.joint_limits_check.setChecked(False)
-    assert not p.options().joint_limits and not plan_generation(doc, p.options()).joint_limits
-    generate_and_wait(qtbot, window, p.generate)
-    assert limit_violations(doc.clip.hand_pose, doc.clip.betas)["limit_frac"] > 0
-    assert "limits" not in messages[-1]
+    (on, said_on), (off, said_off) = on_and_off(window, qtbot, "joint_limits_check", "joint_limits",
+                                                "make a fist with the right hand")
+    assert limit_violations(on.hand_pose, on.betas)["limit_frac"] == 0
+    assert "eased inside their limits" in said_on, said_on
+    assert limit_violations(off.hand_pose, off.betas)["limit_frac"] > 0 and "limits" not in said_off
 
 
 def test_hand_parts_of_the_prompt_show_in_the_empty_fields(window, qtbot):
