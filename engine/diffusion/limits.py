@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.diffusion import inpaint
 from engine.diffusion.representation import NUM_ROT_CHANNELS, ROT_DIM
 from engine.motion.rotations import axis_angle_to_rot6d, rot6d_to_axis_angle
 
@@ -51,14 +52,9 @@ def smooth_envelope(excess: torch.Tensor, reach: int = REACH, passes: int = PASS
 
 def free_ramp(kept: torch.Tensor, reach: int = REACH) -> torch.Tensor:
     """kept (T, N) bool -> (T, N) weight: 0 on kept frames, rising linearly to 1 at ``reach`` frames
-    from the nearest kept frame of that column (1 everywhere in a column with none kept)."""
-    T = kept.shape[0]
-    t = torch.arange(T, dtype=torch.float64, device=kept.device)[:, None].expand(kept.shape)
-    big = torch.full_like(t, float("inf"))
-    last = torch.cummax(torch.where(kept, t, -big), 0).values  # latest kept frame at or before t
-    nxt = torch.flip(torch.cummin(torch.flip(torch.where(kept, t, big), [0]), 0).values, [0])  # earliest at or after
-    dist = torch.minimum(t - last, nxt - t)
-    return (dist / reach).clamp(0, 1)
+    from the nearest kept frame of that column (1 everywhere in a column with none kept): one minus
+    HandX's ramp (``inpaint.soft_weights``) from 1 on kept frames to 0 ``reach`` frames away."""
+    return 1 - inpaint.soft_weights(kept, 1.0, 0.0, reach)[0].double()
 
 
 def respect_limits(x: torch.Tensor, betas: np.ndarray, hands, keep: torch.Tensor | None = None,

@@ -161,7 +161,7 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     pool = min(int(pool), len(prompts))
     studio = Studio.load(device="cpu", diffusion=model)
     pipe = studio.pipeline("diffusion")
-    _set_prompt_handling(pipe, hand_texts, split_hands, joint_limits)
+    _set_pipeline_options(pipe, hand_texts, split_hands, joint_limits)
     t0 = time.perf_counter()
     gen, raw = [], []  # as the app makes them / the sampler's output before named pinches are closed
     for i, p in enumerate(prompts):
@@ -205,7 +205,7 @@ def evaluate_diffusion_iter(data: str | Path, model: str | Path | None = None, e
     yield {"done": True, "rows": rows, "table": table(rows), "n": len(prompts), "steps": steps, "pool": pool}
 
 
-def _set_prompt_handling(pipe, hand_texts: bool | None, split_hands: bool | None,
+def _set_pipeline_options(pipe, hand_texts: bool | None, split_hands: bool | None,
                          joint_limits: bool | None = None) -> None:
     """The pipeline's prompt and output options for an evaluation; None keeps the model's setting."""
     if hand_texts is not None:
@@ -240,7 +240,7 @@ def sweep_iter(data: str | Path, param: str, values: list, model: str | Path | N
             raise ValueError(f"guidance-curve scales must be numbers in 0..20; got {v!r}")
     prompts, gt, ev = load_eval_set(data, n, evaluator, split=split, whole_only=whole_only)
     pipe = Studio.load(device="cpu", diffusion=model).pipeline("diffusion")
-    _set_prompt_handling(pipe, hand_texts, split_hands, joint_limits)
+    _set_pipeline_options(pipe, hand_texts, split_hands, joint_limits)
     pipe.generate(prompts[0], frames=gt.shape[1], seed=seed, steps=1)  # load and warm up off the clock
     gt_emb = ev.embed_motion(gt)
     rows = {}
@@ -397,7 +397,7 @@ def run_eval(args: argparse.Namespace) -> int:
         from engine.api import Studio
         from engine.evaluation.constraint_eval import evaluate_constraints_iter
         pipeline = Studio.load(device="cpu", diffusion=args.checkpoint).pipeline("diffusion")
-        _set_prompt_handling(pipeline, prompt_kw["hand_texts"], prompt_kw["split_hands"], prompt_kw["joint_limits"])
+        _set_pipeline_options(pipeline, prompt_kw["hand_texts"], prompt_kw["split_hands"], prompt_kw["joint_limits"])
         last = _last(evaluate_constraints_iter(args.data, pipeline, args.constraints_n, args.steps), every=30)
         print(f"\nconstraints, {last['n']} test clips, steps {last['steps'] or 'default'} "
               "(targets: locked <= 1e-5, wrist <= 5 mm, seam ratio <= 2)")
