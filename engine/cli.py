@@ -106,7 +106,8 @@ def _run_generate(args: argparse.Namespace) -> int:
         print(f"pinch {r['hand']} thumb-{r['finger']}: {r['action']} (closest {r['gap_before_mm']:.1f} mm -> "
               f"{r['gap_after_mm']:.1f} mm{where})")
     if limits and limits["joint_frames"]:
-        print(f"joint limits: {limits['joint_frames']} finger joint-frames past their limits "
+        n = limits["joint_frames"]
+        print(f"joint limits: {n} finger joint-frame{'s' if n != 1 else ''} past their limits "
               f"({100 * limits['share']:.1f} %, at most {limits['max_excess_deg']:.1f} deg) eased back inside")
     return 0
 
